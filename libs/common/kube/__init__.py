@@ -1,0 +1,15 @@
+"""Kubernetes access — the only module that imports `kubernetes`."""
+
+from libs.common.kube.client import (
+    Conflict,
+    Gone,
+    Invalid,
+    Kube,
+    KubeError,
+    NotFound,
+    Obj,
+    Resource,
+    WatchEvent,
+)
+
+__all__ = ["Conflict", "Gone", "Invalid", "Kube", "KubeError", "NotFound", "Obj", "Resource", "WatchEvent"]
