@@ -1,0 +1,1 @@
+"""Flux API kinds of the kustomize group."""
