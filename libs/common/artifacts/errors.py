@@ -25,3 +25,7 @@ class InvalidArtifactPath(ArtifactError, ValueError):
 
 class ArchiveError(ArtifactError, ValueError):
     """An archive cannot be packed or is unsafe to extract; the message names the entry."""
+
+
+class InvalidStoreURL(ArtifactError, ValueError):
+    """An artifact store URL cannot be used; the message never repeats credentials or query values."""
