@@ -1,0 +1,583 @@
+"""The HTTP face of the emulator: Kubernetes REST paths, discovery, watch streams, Status errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import errors as E
+from .cluster import Cluster
+from .kinds import VERBS, ResourceType
+from .patching import PATCH_TYPES, decode_json
+from .selectors import make_selector
+
+JSON = dict[str, Any]
+
+GIT_VERSION = "v1.32.0"
+_VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Kubernetes' version ordering: GA > beta > alpha, higher numbers first, others last."""
+    m = _VERSION_RE.match(version)
+    if not m:
+        return (3, 0, 0, version)
+    major = int(m.group(1))
+    stage = {"None": 0, "beta": 1, "alpha": 2}[str(m.group(2))]
+    minor = int(m.group(3) or 0)
+    return (stage, -major, -minor, version)
+
+
+def _json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _status_response(err: E.ApiError) -> web.Response:
+    return _json_response(err.status(), err.code)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+def _manager_from_agent(user_agent: str) -> str:
+    return (user_agent.split("/", 1)[0] or "unknown")[:128]
+
+
+def _age(timestamp: str | None) -> str:
+    if not timestamp:
+        return "<unknown>"
+    try:
+        created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "<unknown>"
+    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _json_path(obj: Any, path: str) -> Any:
+    cur = obj
+    for part in [p for p in re.split(r"\.(?![^\[]*\])", path.strip().lstrip(".")) if p]:
+        m = re.fullmatch(r"([^\[]+)(?:\[(\d+)\])?", part)
+        if not m or not isinstance(cur, dict):
+            return None
+        cur = cur.get(m.group(1))
+        if m.group(2) is not None:
+            if not isinstance(cur, list) or int(m.group(2)) >= len(cur):
+                return None
+            cur = cur[int(m.group(2))]
+    return cur
+
+
+class ApiServer:
+    """aiohttp application serving a `Cluster`."""
+
+    def __init__(self, cluster: Cluster, bookmark_interval: float = 1.0) -> None:
+        self.cluster = cluster
+        self.bookmark_interval = bookmark_interval
+        self.address = "127.0.0.1:0"
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        self._watch_tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
+
+    # -- entry ---------------------------------------------------------------------------------
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except E.ApiError as err:
+            return _status_response(err)
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if request.path in ("/version", "/version/"):
+            return _json_response(
+                {
+                    "major": "1",
+                    "minor": "32",
+                    "gitVersion": GIT_VERSION,
+                    "gitCommit": "sluice-kube-emulator",
+                    "gitTreeState": "clean",
+                    "buildDate": "2024-12-11T00:00:00Z",
+                    "goVersion": "go1.23.4",
+                    "compiler": "gc",
+                    "platform": "linux/amd64",
+                }
+            )
+        if request.path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if not parts or parts[0] not in ("api", "apis"):
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return self._api_versions(request)
+            group, version, rest = "", parts[1], parts[2:]
+            if version != "v1":
+                raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        else:
+            if len(parts) == 1:
+                return self._group_list(request)
+            if len(parts) == 2:
+                return self._group(parts[1])
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if not rest:
+            return self._resource_list(request, group, version)
+        watch = False
+        if rest[0] == "watch":
+            watch, rest = True, rest[1:]
+        if not rest:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        ns: str | None = None
+        name: str | None = None
+        sub: str | None = None
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and group == ""
+            and rest[2] in ("status", "finalize")
+        ):
+            resource, name, sub = "namespaces", rest[1], rest[2]
+        elif rest[0] == "namespaces" and len(rest) >= 3:
+            ns, resource = rest[1], rest[2]
+            name = rest[3] if len(rest) > 3 else None
+            sub = rest[4] if len(rest) > 4 else None
+        else:
+            resource = rest[0]
+            name = rest[1] if len(rest) > 1 else None
+            sub = rest[2] if len(rest) > 2 else None
+        if len(rest) > 5:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        rt = self.cluster.resolve(group, version, resource)
+        if rt.namespaced and ns is None and name is not None and resource != "namespaces":
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rt.namespaced and ns is not None:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if (
+            sub is not None
+            and not (sub == "status" and rt.has_status)
+            and not (sub == "finalize" and resource == "namespaces")
+        ):
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "finalize":
+            sub = None
+        method = request.method
+        if name is None:
+            if method == "GET":
+                if watch or _flag(request, "watch"):
+                    return await self._watch(request, rt, version, ns)
+                return self._list(request, rt, version, ns)
+            if method == "POST":
+                return await self._create(request, rt, version, ns)
+            if method == "DELETE":
+                return await self._delete_collection(request, rt, version, ns)
+            raise E.method_not_allowed()
+        if method == "GET":
+            if watch:
+                return await self._watch(request, rt, version, ns, name)
+            return self._get(request, rt, version, ns, name)
+        if method == "PUT":
+            return await self._update(request, rt, version, ns, name, sub)
+        if method == "PATCH":
+            return await self._patch(request, rt, version, ns, name, sub)
+        if method == "DELETE" and sub is None:
+            return await self._delete(request, rt, version, ns, name)
+        raise E.method_not_allowed()
+
+    # -- discovery -----------------------------------------------------------------------------
+    def _versions_by_group(self) -> dict[str, list[str]]:
+        groups: dict[str, set[str]] = {}
+        for rt in self.cluster.types.values():
+            groups.setdefault(rt.group, set()).update(rt.versions)
+        return {g: sorted(vs, key=version_priority) for g, vs in groups.items()}
+
+    def _api_versions(self, request: web.Request) -> web.Response:
+        if self._wants_aggregated(request):
+            return self._aggregated(core=True)
+        return _json_response(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}],
+            }
+        )
+
+    def _group_doc(self, group: str, versions: list[str]) -> JSON:
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+    def _group_list(self, request: web.Request) -> web.Response:
+        if self._wants_aggregated(request):
+            return self._aggregated(core=False)
+        groups = [self._group_doc(g, vs) for g, vs in sorted(self._versions_by_group().items()) if g]
+        return _json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+
+    def _group(self, group: str) -> web.Response:
+        versions = self._versions_by_group().get(group)
+        if not versions or not group:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        doc = self._group_doc(group, versions)
+        doc.update({"kind": "APIGroup", "apiVersion": "v1"})
+        return _json_response(doc)
+
+    def _types_at(self, group: str, version: str) -> list[ResourceType]:
+        return sorted(
+            (rt for rt in self.cluster.types.values() if rt.group == group and version in rt.versions),
+            key=lambda rt: rt.resource,
+        )
+
+    def _resource_list(self, request: web.Request, group: str, version: str) -> web.Response:
+        types = self._types_at(group, version)
+        if not types:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        resources: list[JSON] = []
+        for rt in types:
+            entry: JSON = {
+                "name": rt.resource,
+                "singularName": rt.singular,
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": list(VERBS),
+            }
+            if rt.short_names:
+                entry["shortNames"] = list(rt.short_names)
+            if rt.categories:
+                entry["categories"] = list(rt.categories)
+            resources.append(entry)
+            if rt.has_status:
+                resources.append(
+                    {
+                        "name": f"{rt.resource}/status",
+                        "singularName": "",
+                        "namespaced": rt.namespaced,
+                        "kind": rt.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        gv = f"{group}/{version}" if group else version
+        return _json_response(
+            {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+        )
+
+    def _wants_aggregated(self, request: web.Request) -> bool:
+        accept = request.headers.get("Accept", "")
+        return "as=APIGroupDiscoveryList" in accept and "v=v2;" in accept.replace(" ", "") + ";"
+
+    def _aggregated(self, core: bool) -> web.Response:
+        items: list[JSON] = []
+        for group, versions in sorted(self._versions_by_group().items()):
+            if (group == "") != core:
+                continue
+            version_docs: list[JSON] = []
+            for version in versions:
+                resources: list[JSON] = []
+                for rt in self._types_at(group, version):
+                    entry: JSON = {
+                        "resource": rt.resource,
+                        "responseKind": {"group": group, "version": version, "kind": rt.kind},
+                        "scope": "Namespaced" if rt.namespaced else "Cluster",
+                        "singularResource": rt.singular,
+                        "verbs": list(VERBS),
+                    }
+                    if rt.short_names:
+                        entry["shortNames"] = list(rt.short_names)
+                    if rt.categories:
+                        entry["categories"] = list(rt.categories)
+                    if rt.has_status:
+                        entry["subresources"] = [
+                            {
+                                "subresource": "status",
+                                "responseKind": {"group": group, "version": version, "kind": rt.kind},
+                                "verbs": ["get", "patch", "update"],
+                            }
+                        ]
+                    resources.append(entry)
+                version_docs.append({"version": version, "resources": resources, "freshness": "Current"})
+            items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": version_docs})
+        body = {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {},
+            "items": items,
+        }
+        return web.Response(
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"},
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        ctype = request.content_type
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            try:
+                return yaml.safe_load(raw.decode("utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise E.bad_request(f"error decoding YAML: {exc}")
+        if ctype and ctype not in ("application/json", "application/octet-stream", "text/plain") and raw:
+            if "protobuf" in ctype:
+                raise E.unsupported_media_type(ctype)
+        return decode_json(raw)
+
+    def _manager(self, request: web.Request) -> str:
+        return request.query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
+
+    def _dry_run(self, request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise E.bad_request(f'Invalid dry run value: "{value}"; the only supported value is "All"')
+        return bool(values)
+
+    def _wants_table(self, request: web.Request) -> bool:
+        return "as=Table" in request.headers.get("Accept", "")
+
+    def _table(self, rt: ResourceType, version: str, objects: list[JSON], list_rv: str | None) -> JSON:
+        columns: list[JSON] = [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}
+        ]
+        printer = rt.printer_columns.get(version, []) if rt.is_custom else []
+        for col in printer:
+            columns.append(
+                {
+                    "name": col.get("name", ""),
+                    "type": col.get("type", "string"),
+                    "format": col.get("format", ""),
+                    "description": col.get("description", ""),
+                    "priority": int(col.get("priority", 0)),
+                }
+            )
+        has_age = any(col.get("jsonPath") == ".metadata.creationTimestamp" for col in printer)
+        if not has_age:
+            columns.append(
+                {"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}
+            )
+        rows: list[JSON] = []
+        for obj in objects:
+            cells: list[Any] = [obj["metadata"]["name"]]
+            for col in printer:
+                value = _json_path(obj, col.get("jsonPath", ""))
+                if col.get("type") == "date" and isinstance(value, str):
+                    value = _age(value)
+                cells.append(value)
+            if not has_age:
+                cells.append(_age(obj["metadata"].get("creationTimestamp")))
+            partial = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+            }
+            rows.append({"cells": cells, "object": partial})
+        meta: JSON = {"resourceVersion": list_rv} if list_rv else {}
+        return {
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "columnDefinitions": columns,
+            "rows": rows,
+        }
+
+    def _table_response(self, body: JSON) -> web.Response:
+        return web.Response(
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        )
+
+    # -- verbs ---------------------------------------------------------------------------------
+    def _get(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str
+    ) -> web.Response:
+        obj = self.cluster.output(self.cluster.get(rt, ns, name), rt, version)
+        if self._wants_table(request):
+            return self._table_response(self._table(rt, version, [obj], None))
+        return _json_response(obj)
+
+    def _list(self, request: web.Request, rt: ResourceType, version: str, ns: str | None) -> web.Response:
+        selector = make_selector(
+            request.query.get("labelSelector"), request.query.get("fieldSelector"), rt.kind
+        )
+        limit_text = request.query.get("limit")
+        try:
+            limit = int(limit_text) if limit_text else None
+        except ValueError:
+            raise E.bad_request(f"invalid limit: {limit_text}")
+        result = self.cluster.list_objects(rt, ns, selector, limit, request.query.get("continue") or None)
+        items = [self.cluster.output(obj, rt, version) for obj in result.items]
+        if self._wants_table(request):
+            table = self._table(rt, version, items, str(result.resource_version))
+            if result.continue_token:
+                table["metadata"]["continue"] = result.continue_token
+            return self._table_response(table)
+        meta: JSON = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+            meta["remainingItemCount"] = result.remaining
+        return _json_response(
+            {"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": meta, "items": items}
+        )
+
+    async def _create(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None
+    ) -> web.Response:
+        body = await self._body(request)
+        obj = self.cluster.create(rt, version, ns, body, self._manager(request), self._dry_run(request))
+        return _json_response(self.cluster.output(obj, rt, version), 201)
+
+    async def _update(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str, sub: str | None
+    ) -> web.Response:
+        body = await self._body(request)
+        obj = self.cluster.update(
+            rt, version, ns, name, body, self._manager(request), sub, self._dry_run(request)
+        )
+        return _json_response(self.cluster.output(obj, rt, version))
+
+    async def _patch(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str, sub: str | None
+    ) -> web.Response:
+        ctype = request.content_type
+        if ctype not in PATCH_TYPES:
+            raise E.unsupported_media_type(ctype)
+        raw = await request.read()
+        obj, created = self.cluster.patch(
+            rt,
+            version,
+            ns,
+            name,
+            ctype,
+            raw,
+            request.query.get("fieldManager"),
+            _manager_from_agent(request.headers.get("User-Agent", "")),
+            _flag(request, "force"),
+            sub,
+            self._dry_run(request),
+        )
+        return _json_response(self.cluster.output(obj, rt, version), 201 if created else 200)
+
+    async def _delete_options(self, request: web.Request) -> JSON:
+        raw = await request.read()
+        options: JSON = {}
+        if raw.strip():
+            parsed = decode_json(raw)
+            if isinstance(parsed, dict):
+                options = parsed
+        if "propagationPolicy" in request.query:
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        if "orphanDependents" in request.query:
+            options["orphanDependents"] = _flag(request, "orphanDependents")
+        return options
+
+    async def _delete(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str
+    ) -> web.Response:
+        options = await self._delete_options(request)
+        obj, code = self.cluster.delete(rt, ns, name, options, self._dry_run(request))
+        return _json_response(self.cluster.output(obj, rt, version), code)
+
+    async def _delete_collection(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None
+    ) -> web.Response:
+        options = await self._delete_options(request)
+        selector = make_selector(
+            request.query.get("labelSelector"), request.query.get("fieldSelector"), rt.kind
+        )
+        deleted = self.cluster.delete_collection(rt, ns, selector, options, self._dry_run(request))
+        items = [self.cluster.output(obj, rt, version) for obj in deleted]
+        return _json_response(
+            {
+                "kind": rt.list_kind,
+                "apiVersion": rt.api_version(version),
+                "metadata": {"resourceVersion": str(self.cluster.store.rv)},
+                "items": items,
+            }
+        )
+
+    # -- watch ---------------------------------------------------------------------------------
+    async def _watch(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str | None = None
+    ) -> web.StreamResponse:
+        field_selector = request.query.get("fieldSelector")
+        if name is not None:
+            extra = f"metadata.name={name}"
+            field_selector = f"{field_selector},{extra}" if field_selector else extra
+        selector = make_selector(request.query.get("labelSelector"), field_selector, rt.kind)
+        rv_text = request.query.get("resourceVersion", "")
+        since: int | None = None
+        if rv_text not in ("", "0"):
+            try:
+                since = int(rv_text)
+            except ValueError:
+                raise E.bad_request(f"invalid resource version: {rv_text}")
+        timeout_text = request.query.get("timeoutSeconds")
+        timeout = float(timeout_text) if timeout_text else None
+        bookmarks = _flag(request, "allowWatchBookmarks")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            watcher = self.cluster.watch(rt, ns, selector, since)
+        except E.ApiError as err:
+            await response.write(self._frame("ERROR", err.status()))
+            await response.write_eof()
+            return response
+        task = asyncio.current_task()
+        if task is not None:
+            self._watch_tasks.add(task)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout is not None else None
+        try:
+            while not self.closing:
+                wait = self.bookmark_interval if bookmarks else None
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    wait = remaining if wait is None else min(wait, remaining)
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), wait)
+                except TimeoutError:
+                    if bookmarks and watcher.queue.empty() and (deadline is None or loop.time() < deadline):
+                        bookmark = {
+                            "kind": rt.kind,
+                            "apiVersion": rt.api_version(version),
+                            "metadata": {"resourceVersion": str(self.cluster.store.rv)},
+                        }
+                        await response.write(self._frame("BOOKMARK", bookmark))
+                    continue
+                if item is None:
+                    break
+                event_type, obj = item
+                await response.write(self._frame(event_type, self.cluster.output(obj, rt, version)))
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await response.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            self.cluster.store.remove_watcher(watcher)
+            if task is not None:
+                self._watch_tasks.discard(task)
+        return response
+
+    @staticmethod
+    def _frame(event_type: str, obj: JSON) -> bytes:
+        return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+    def close_watches(self) -> None:
+        self.closing = True
+        self.cluster.store.close_all_watchers()
