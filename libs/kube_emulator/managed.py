@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from libs import kpatch
+
 from . import errors as E
 
 if TYPE_CHECKING:
@@ -123,7 +125,7 @@ class CrdNode(Node):
 class KpatchNode(Node):
     """Adapter over `libs.kpatch`'s FieldSchema (built-in kinds and ObjectMeta)."""
 
-    def __init__(self, schema: Any, name: str = "") -> None:
+    def __init__(self, schema: kpatch.FieldSchema, name: str = "") -> None:
         self.schema = schema
         self.name = name
 
@@ -137,32 +139,27 @@ class KpatchNode(Node):
 
     @property
     def list_type(self) -> str | None:
-        value = getattr(self.schema, "list_type", None)
-        return str(value) if value else None
+        return self.schema.list_type
 
     @property
     def map_keys(self) -> list[str]:
-        keys = getattr(self.schema, "map_keys", None)
-        if keys:
-            return list(keys)
-        merge_key = getattr(self.schema, "merge_key", None)
-        return [merge_key] if merge_key else []
+        return list(self.schema.map_keys)
 
     @property
     def is_map(self) -> bool:
-        return self.name in _KNOWN_MAPS
+        return bool(self.schema.type == "map")
+
+    @property
+    def atomic(self) -> bool:
+        return self.schema.map_type == "atomic"
 
 
 def schema_root(rt: ResourceType, version: str) -> Node:
-    from libs import kpatch
-
-    meta_factory = getattr(kpatch, "object_meta_schema", None)
-    meta: Node = KpatchNode(meta_factory(), "metadata") if meta_factory else Node()
+    meta: Node = KpatchNode(kpatch.object_meta_schema(), "metadata")
     if rt.is_custom:
         doc = rt.schemas.get(version) or rt.schemas.get(rt.storage_version)
         return CrdNode(doc or {"x-kubernetes-preserve-unknown-fields": True}, meta)
-    schema_for = getattr(kpatch, "schema_for", None)
-    found = schema_for(rt.api_version(version), rt.kind) if schema_for else None
+    found = kpatch.schema_for(rt.api_version(version), rt.kind)
     if found is None:
         return _MetaOnly(meta)
     return _WithMeta(KpatchNode(found), meta)
