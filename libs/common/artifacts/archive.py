@@ -288,7 +288,10 @@ class _Extractor:
         self._files[rel] = member.size
 
     def _copy_hardlink(self, member: tarfile.TarInfo, name: str, rel: str) -> None:
-        target = _relative_member_path(member.linkname)
+        try:
+            target = _relative_member_path(member.linkname)
+        except ArchiveError:
+            raise ArchiveError(f"{name!r}: hard link to {member.linkname!r} leaves the destination") from None
         if target is None or target not in self._files:
             raise ArchiveError(
                 f"{name!r}: hard link to {member.linkname!r}, which is not a regular file earlier in the archive"

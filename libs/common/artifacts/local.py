@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import hashlib
 import os
 import stat
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from libs.common.artifacts.archive import digest_of
+from libs.common.artifacts.archive import DIGEST_ALGORITHM, digest_of
 from libs.common.artifacts.errors import ArtifactNotFound, InvalidArtifactPath
 from libs.common.artifacts.objects import StoredObject, clean_path, clean_prefix
 
@@ -26,8 +27,8 @@ class LocalStore:
     Writes go to a temporary file in the target directory and are renamed into place, so readers see
     either the old or the new content, never a partial file. Every path is confined to ``root``:
     ``..`` and absolute paths are rejected, and so is a path that resolves outside ``root`` through a
-    symlink. Only the digest of a just-written object is known; :meth:`stat` and :meth:`list` do not
-    read content to compute one.
+    symlink. :meth:`stat` reads the file to report its digest (so a served artifact always has an
+    ``ETag``); :meth:`list` does not.
     """
 
     def __init__(self, root: Path) -> None:
@@ -95,7 +96,14 @@ class LocalStore:
             raise ArtifactNotFound(rel) from None
         if not stat.S_ISREG(st.st_mode):
             raise ArtifactNotFound(rel)
-        return StoredObject(path=rel, size=st.st_size, last_modified=_mtime(st))
+        try:
+            with open(full, "rb") as content:
+                digest = hashlib.file_digest(content, DIGEST_ALGORITHM).hexdigest()
+        except FileNotFoundError:
+            raise ArtifactNotFound(rel) from None
+        return StoredObject(
+            path=rel, size=st.st_size, digest=f"{DIGEST_ALGORITHM}:{digest}", last_modified=_mtime(st)
+        )
 
     async def exists(self, path: str) -> bool:
         _, full = self._locate(path)

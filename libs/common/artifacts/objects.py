@@ -15,8 +15,9 @@ from libs.common.artifacts.errors import InvalidArtifactPath
 class StoredObject:
     """One object in a store.
 
-    ``digest`` (``sha256:<hex>``) is set when the store knows it without reading the content: after
-    ``put``, from ``stat`` on stores that keep or can compute it; ``list`` leaves it ``None``.
+    ``digest`` (``sha256:<hex>``) is set after ``put`` and by ``stat`` on stores that keep or can
+    compute it (a local file is hashed; an S3 object carries it in its metadata when Sluice wrote
+    it); ``list`` leaves it ``None`` rather than read every object.
     """
 
     path: str
