@@ -200,7 +200,7 @@ class BoundLogger(logging.LoggerAdapter[logging.Logger]):
         super().__init__(logger, dict(fields))
         self.fields: dict[str, Any] = dict(fields)
 
-    def bind(self, **fields: Any) -> BoundLogger:
+    def bind(self, /, **fields: Any) -> BoundLogger:
         """A new adapter with ``fields`` merged over the current ones (``None`` removes a field)."""
         merged = {**self.fields, **fields}
         return BoundLogger(self.logger, {k: v for k, v in merged.items() if v is not None})
@@ -211,7 +211,7 @@ class BoundLogger(logging.LoggerAdapter[logging.Logger]):
         return msg, kwargs
 
 
-def bind(logger: logging.Logger | logging.LoggerAdapter[Any], **fields: Any) -> BoundLogger:
+def bind(logger: logging.Logger | logging.LoggerAdapter[Any], /, **fields: Any) -> BoundLogger:
     """Bind ``fields`` (kind, namespace, name, revision, trace_id …) to ``logger``.
 
     Binding a ``BoundLogger`` again merges the new fields over its existing ones.
@@ -227,6 +227,6 @@ def bind(logger: logging.Logger | logging.LoggerAdapter[Any], **fields: Any) -> 
     return BoundLogger(logger, {k: v for k, v in fields.items() if v is not None})
 
 
-def get_logger(name: str, **fields: Any) -> BoundLogger:
-    """``bind(logging.getLogger(name), **fields)``."""
-    return bind(logging.getLogger(name), **fields)
+def get_logger(logger_name: str, /, **fields: Any) -> BoundLogger:
+    """``bind(logging.getLogger(logger_name), **fields)``; fields may include ``name``."""
+    return bind(logging.getLogger(logger_name), **fields)

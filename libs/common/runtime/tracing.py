@@ -28,6 +28,7 @@ import fcntl
 import importlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -253,7 +254,9 @@ def configure_tracing(
     if exporter == "none":
         pass
     elif exporter == "console":
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(service_name=service_name)))
+        provider.add_span_processor(
+            SimpleSpanProcessor(ConsoleSpanExporter(service_name=service_name, out=sys.stdout))
+        )
     elif exporter.startswith("file:") and len(exporter) > len("file:"):
         # Synchronous export: the line is in the file when the span ends, which tests rely on.
         provider.add_span_processor(SimpleSpanProcessor(FileSpanExporter(exporter[len("file:") :])))
