@@ -69,6 +69,11 @@ class FieldSchema:
             return FieldSchema(self._registry, values, f"{self.path}.{name}")
         return None
 
+    def field_names(self) -> tuple[str, ...]:
+        """The fields this schema describes (an object's known properties; empty for the rest)."""
+        properties = self._node.get("properties")
+        return tuple(properties) if isinstance(properties, Mapping) else ()
+
     def items(self) -> FieldSchema | None:
         """The schema of the elements of a list."""
         items = self._node.get("items")
@@ -152,6 +157,9 @@ class SchemaRegistry:
         if not isinstance(definition, Mapping):
             raise PatchError(f"OpenAPI definition {name!r} is missing")
         return self.resolve(definition)
+
+    def definition_names(self) -> tuple[str, ...]:
+        return tuple(self._definitions)
 
     def definition(self, name: str) -> FieldSchema:
         """The schema of one named definition, e.g. ``io.k8s.api.core.v1.PodSpec``."""
