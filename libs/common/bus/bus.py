@@ -138,6 +138,7 @@ class Subscription(Generic[P]):
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _bound: bool = False
     _stopping: bool = False
+    _sub: JetStreamContext.PullSubscription | None = None
 
     @property
     def healthy(self) -> bool:
@@ -188,11 +189,20 @@ class Subscription(Generic[P]):
     async def _run(self) -> None:
         sub: JetStreamContext.PullSubscription | None = None
         failures = 0
+        try:
+            await self._pull(sub, failures)
+        finally:
+            if self._sub is not None:
+                with contextlib.suppress(Exception):
+                    await self._sub.unsubscribe()
+                self._sub = None
+
+    async def _pull(self, sub: JetStreamContext.PullSubscription | None, failures: int) -> None:
         while not self._stopping:
             try:
                 if sub is None:
                     await self.bus.ensure_stream()
-                    sub = await self._bind()
+                    sub = self._sub = await self._bind()
                     failures = 0
                 free = self.concurrency - len(self._inflight)
                 if free <= 0:
@@ -217,7 +227,7 @@ class Subscription(Generic[P]):
                 if sub is not None:
                     with contextlib.suppress(Exception):
                         await sub.unsubscribe()
-                sub = None
+                sub = self._sub = None
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures))
 
     async def _handle(self, msg: Msg) -> None:

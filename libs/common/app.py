@@ -1,0 +1,106 @@
+"""The shell every Sluice service runs in: runtime + bus + Kubernetes + controllers.
+
+A service's `__main__` declares its settings, the reconcilers of the kinds it owns, and an
+optional `setup` hook for its other consumers (artifact.ready, image.tag …):
+
+    def main() -> None:
+        run(SourceSettings, "source", reconcilers=[...], setup=None)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from libs.common.bus import Bus
+from libs.common.kube import Kube
+from libs.common.reconcile import Controller, Reconciler
+from libs.common.runtime.service import ServiceRuntime, run_service
+from libs.common.runtime.settings import Settings
+
+S = TypeVar("S", bound=Settings)
+
+
+@dataclass
+class App:
+    """What a running service holds; handed to its `setup` hook."""
+
+    name: str
+    runtime: ServiceRuntime[Any]
+    bus: Bus
+    kube: Kube
+    controllers: list[Controller[Any]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings
+
+
+Setup = Callable[[App], Awaitable[None]]
+
+
+async def serve(
+    runtime: ServiceRuntime[Any],
+    name: str,
+    reconcilers: Sequence[Reconciler[Any]] = (),
+    setup: Setup | None = None,
+) -> None:
+    """Connect, start one controller per owned kind (and the setup hook), run until stopped, drain."""
+    settings = runtime.settings
+    kube = Kube.from_config(settings.kubeconfig or None)
+    bus = await Bus.connect(
+        settings.nats_url,
+        service=name,
+        replica_id=settings.replica_id,
+        stream=settings.stream,
+        metrics=runtime.metrics,
+        tracer=runtime.tracing.tracer,
+    )
+
+    async def bus_ready() -> bool:
+        return bus.ready()
+
+    runtime.add_check("nats", bus_ready)
+    runtime.add_check("kubernetes", kube.ping)
+    app = App(name, runtime, bus, kube)
+    try:
+        for reconciler in reconcilers:
+            controller: Controller[Any] = Controller(
+                reconciler,
+                kube,
+                bus,
+                service=name,
+                namespace=settings.watch_namespace or None,
+                concurrency=settings.concurrency,
+                jitter=settings.interval_jitter,
+                observe=runtime.metrics.observe_reconcile,
+            )
+            await controller.start()
+            app.controllers.append(controller)
+        if setup is not None:
+            await setup(app)
+        runtime.log.info("ready", extra={"kinds": [r.kind.KIND for r in reconcilers]})
+        await runtime.stopping.wait()
+    finally:
+        for controller in app.controllers:
+            await controller.stop()
+        await bus.close(grace=runtime.grace_remaining() or 5.0)
+        with contextlib.suppress(Exception):
+            await kube.close()
+
+
+def run(
+    settings_cls: type[S],
+    name: str,
+    *,
+    reconcilers: Sequence[Reconciler[Any]] = (),
+    setup: Setup | None = None,
+) -> None:
+    """The body of a service's `main()`: read settings from the environment and serve until SIGTERM."""
+
+    async def main(runtime: ServiceRuntime[S]) -> None:
+        await serve(runtime, name, reconcilers, setup)
+
+    run_service(main, settings_cls)
