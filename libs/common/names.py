@@ -1,7 +1,8 @@
-"""Every name that crosses a process boundary, in one place.
+"""Every Sluice transport name that crosses a process boundary, in one place.
 
 Subjects, the stream, headers, field managers, labels and annotations are part of Sluice's public
-contract (docs/events.md); handlers never spell them as string literals.
+contract (docs/events.md); handlers never spell them as string literals. Flux's own API names (annotations, finalizer, condition
+types and reasons) live with the API models in `libs.common.api.meta`.
 """
 
 from __future__ import annotations
@@ -36,10 +37,5 @@ HEADER_CE_TYPE: Final = "ce-type"
 # --- Kubernetes ------------------------------------------------------------------------------------
 FIELD_MANAGER: Final = "sluice"
 STATUS_FIELD_MANAGER_PREFIX: Final = "sluice-"
-FINALIZER: Final = "finalizers.fluxcd.io"
-REQUESTED_AT_ANNOTATION: Final = "reconcile.fluxcd.io/requestedAt"
-FORCE_AT_ANNOTATION: Final = "reconcile.fluxcd.io/forceAt"
-RESET_AT_ANNOTATION: Final = "reconcile.fluxcd.io/resetAt"
-EVENT_ANNOTATION_PREFIX: Final = "event.toolkit.fluxcd.io/"
 
 SERVICES: Final = ("source", "build", "apply", "image_scan", "image_update", "notify")

@@ -175,7 +175,7 @@ class Controller(Generic[T]):
         ns, name = md.get("namespace", ""), md.get("name", "")
         key = object_key(self.kind.KIND, ns, name)
         gen = md.get("generation")
-        requested = (md.get("annotations") or {}).get(names.REQUESTED_AT_ANNOTATION)
+        requested = (md.get("annotations") or {}).get(meta.RECONCILE_REQUEST_ANNOTATION)
         deleting = bool(md.get("deletionTimestamp"))
         spec = raw.get("spec") or {}
         interval: float | None = None
@@ -325,7 +325,7 @@ class Controller(Generic[T]):
         if status is None or request.generation is None:
             return False
         ready = meta.get_condition(obj.get_conditions(), meta.READY)
-        requested = (obj.metadata.annotations or {}).get(names.REQUESTED_AT_ANNOTATION)
+        requested = (obj.metadata.annotations or {}).get(meta.RECONCILE_REQUEST_ANNOTATION)
         return (
             ready is not None
             and ready.status == meta.CONDITION_TRUE

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from libs.common import names
 from libs.common.api import meta
 from libs.common.api.meta import FluxObject
 from libs.common.events import EventRecord, ObjectRef
@@ -153,7 +152,7 @@ def summarize(ctx: Context[Any], result: Result) -> None:
         ctx.set_condition(meta.READY, meta.CONDITION_FALSE, result.reason, result.message)
         ctx.set_condition(meta.RECONCILING, meta.CONDITION_TRUE, meta.PROGRESSING_WITH_RETRY, result.message)
         ctx.remove_condition(meta.STALLED)
-    requested = (ctx.obj.metadata.annotations or {}).get(names.REQUESTED_AT_ANNOTATION)
+    requested = (ctx.obj.metadata.annotations or {}).get(meta.RECONCILE_REQUEST_ANNOTATION)
     if requested is not None and hasattr(ctx.status, "last_handled_reconcile_at"):
         ctx.status.last_handled_reconcile_at = requested
 
@@ -190,7 +189,7 @@ def events_for(
     if ctx.revision:
         metadata.setdefault(f"{obj.GROUP}/revision", ctx.revision)
     for key, value in (obj.metadata.annotations or {}).items():
-        if key.startswith(names.EVENT_ANNOTATION_PREFIX):
+        if key.startswith(meta.EVENT_ANNOTATION_PREFIX):
             metadata.setdefault(key, value)
     now = datetime.now(UTC)
     records = [
