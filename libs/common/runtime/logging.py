@@ -188,6 +188,8 @@ def configure_logging(level: str, fmt: str, service: str, stream: TextIO | None 
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
     root.addHandler(handler)
     root.setLevel(_level_number(level))
+    # Python warnings become log records too, so stderr stays one JSON object per line.
+    logging.captureWarnings(True)
     # Probes hit /healthz every few seconds; the access log would drown everything else.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return handler

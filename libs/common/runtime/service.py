@@ -113,9 +113,10 @@ class ServiceRuntime(Generic[S]):
             replica_id=settings.replica_id,
             set_global=self.own_process,
         )
-        await self.health.start()
         if self.own_process:
+            # Before anything slow: a SIGTERM during startup then means "stop", not "die".
             self._install_signal_handlers()
+        await self.health.start()
         self.log.info(
             "service started",
             extra={
@@ -124,6 +125,10 @@ class ServiceRuntime(Generic[S]):
                 "settings": settings.redacted(),
             },
         )
+        if self.own_process:
+            unknown = type(settings).unknown_env()
+            if unknown:
+                self.log.warning("ignoring unknown SLUICE_ variables", extra={"variables": unknown})
 
     async def stop(self) -> None:
         """Stop the HTTP server, flush traces and restore signal handling."""

@@ -234,6 +234,13 @@ class Settings(BaseModel):
                 problems = _describe_errors(cls, exc, sources, raw_values)
         raise SettingsError(problems) from None
 
+    @classmethod
+    def unknown_env(cls, environ: Mapping[str, str] | None = None) -> list[str]:
+        """``SLUICE_*`` variables in ``environ`` that no field reads (usually typos), sorted."""
+        env = os.environ if environ is None else environ
+        known = {var for name, info in cls.model_fields.items() for var in env_names(name, info)}
+        return sorted(var for var in env if var.startswith(ENV_PREFIX) and var not in known)
+
     def redacted(self) -> dict[str, Any]:
         """The effective values, secrets masked and URL credentials stripped: safe to log."""
         fields = type(self).model_fields
@@ -319,16 +326,31 @@ def _describe_errors(
         name = str(loc[0]) if loc else ""
         info = fields.get(name)
         if info is None:
-            problems.setdefault(ENV_PREFIX + "*", error["msg"])
+            # A model-level validator: it may quote any value, so mask every secret one.
+            reason = _mask_secrets(
+                cls, sanitize_message(error["msg"].removeprefix("Value error, ")), raw_values
+            )
+            problems[ENV_PREFIX + "*"] = reason
             continue
         var = sources.get(name, env_names(name, info)[0])
         reason = error["msg"].removeprefix("Value error, ")
         if len(loc) > 1:
             reason = f"item {'.'.join(str(part) for part in loc[1:])}: {reason}"
-        if name in sources and not is_secret(info):
+        if name in sources and is_secret(info):
+            # A service's own validator might quote the value it rejects.
+            reason = _mask_secrets(cls, reason, raw_values)
+        elif name in sources:
             reason += f" (got {_shown_value(raw_values[name])})"
         problems[var] = problems[var] + "; " + reason if var in problems else reason
     return problems
+
+
+def _mask_secrets(cls: type[Settings], text: str, raw_values: Mapping[str, str]) -> str:
+    for name, info in cls.model_fields.items():
+        raw = raw_values.get(name)
+        if raw and is_secret(info):
+            text = text.replace(raw, MASK)
+    return text
 
 
 def _shown_value(raw: str) -> str:

@@ -307,7 +307,7 @@ class Tracing:
             name,
             context=context,
             kind=kind,
-            attributes={k: _attribute(v) for k, v in (attributes or {}).items()},
+            attributes={k: _attribute(v) for k, v in (attributes or {}).items() if v is not None},
             record_exception=True,
             set_status_on_exception=True,
         ) as span:

@@ -104,11 +104,16 @@ async def start_service(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 async def test_sigterm_waits_for_in_flight_work_then_exits_zero(
     start_service: Callable[..., Any], tmp_path: Path
 ) -> None:
-    service: ServiceProcess = await start_service(TINY_MODE="graceful")
+    service: ServiceProcess = await start_service(
+        TINY_MODE="graceful", SLUICE_NATS_URL="nats://bus:natspw@127.0.0.1:4222", SLUICE_CONCURENCY="3"
+    )
     started = await service.wait_for_log(lambda e: e["msg"] == "service started")
     url = started["http"]
     assert started["service"] == "sluice-tiny"
     assert started["settings"]["shutdown_grace"] == 5.0
+    assert started["settings"]["nats_url"] == "nats://***@127.0.0.1:4222"
+    typo = await service.wait_for_log(lambda e: e["msg"] == "ignoring unknown SLUICE_ variables")
+    assert typo["level"] == "warning" and typo["variables"] == ["SLUICE_CONCURENCY"]
     working = await service.wait_for_log(lambda e: e["msg"] == "working")
     assert (working["kind"], working["namespace"], working["name"]) == ("Tiny", "default", "tiny")
     assert len(working["trace_id"]) == 32
@@ -138,6 +143,7 @@ async def test_sigterm_waits_for_in_flight_work_then_exits_zero(
     messages = [entry["msg"] for entry in service.logs]
     assert messages.index("in-flight work done") < messages.index("service stopped")
     assert next(e for e in service.logs if e["msg"] == "stopping")["reason"] == "signal SIGTERM"
+    assert "natspw" not in "\n".join(service.raw)
     (span,) = read_spans(tmp_path / "spans.jsonl")
     assert span["name"] == "work item" and span["service"] == "sluice-tiny"
     assert span["trace_id"] == working["trace_id"]

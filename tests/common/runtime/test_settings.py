@@ -6,7 +6,7 @@ import os
 import socket
 
 import pytest
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from libs.common.runtime.settings import (
     Settings,
@@ -229,3 +229,25 @@ def test_describe_settings_lists_every_variable() -> None:
 )
 def test_parse_host_port(addr: str, expected: tuple[str, int]) -> None:
     assert parse_host_port(addr) == expected
+
+
+def test_a_service_validator_quoting_a_secret_is_masked() -> None:
+    class WithCheck(Settings):
+        signing_key: SecretStr = Field(SecretStr(""), description="Key.")
+
+        @field_validator("signing_key")
+        @classmethod
+        def _long_enough(cls, value: SecretStr) -> SecretStr:
+            if len(value) < 16:
+                raise ValueError(f"key {value.get_secret_value()} is too short")
+            return value
+
+    with pytest.raises(SettingsError) as caught:
+        WithCheck.from_env({"SLUICE_SIGNING_KEY": "abc123"})
+    assert caught.value.problems == {"SLUICE_SIGNING_KEY": "key *** is too short"}
+
+
+def test_unknown_sluice_variables_are_listed() -> None:
+    environ = {"SLUICE_CONCURENCY": "8", "SLUICE_CONCURRENCY": "8", "KUBECONFIG": "/k", "HOME": "/root"}
+    assert Settings.unknown_env(environ) == ["SLUICE_CONCURENCY"]
+    assert SourceSettings.unknown_env({"SLUICE_GIT_TIMEOUT": "1"}) == []
