@@ -1,7 +1,7 @@
 """Flux-compatible API models for every kind Sluice serves, the kind registry and CRD generation.
 
-Kinds live in one module each (``libs.common.api.<group>.<kind>``); shared types and condition
-helpers in ``libs.common.api.meta``; Go durations in ``libs.common.api.duration``.
+Kinds live in one module each (`libs.common.api.<group>.<kind>`); shared types and condition
+helpers in `libs.common.api.meta`; Go durations in `libs.common.api.duration`.
 """
 
 from libs.common.api.meta import FluxObject

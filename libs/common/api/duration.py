@@ -1,9 +1,9 @@
-"""Go ``time.Duration`` parsing and formatting, as Flux's ``metav1.Duration`` fields use them.
+"""Go `time.Duration` parsing and formatting, as Flux's `metav1.Duration` fields use them.
 
-``parse_duration`` accepts everything Go's ``time.ParseDuration`` accepts (signs, fractions, several
-units in a row, ``ns``/``us``/``µs``/``ms``/``s``/``m``/``h``) and returns seconds as a float;
-``format_duration`` writes seconds the way Go's ``Duration.String`` does (``1m30s``, ``1h0m0s``,
-``1.5s``, ``250ms``, ``0s``).
+`parse_duration` accepts everything Go's `time.ParseDuration` accepts (signs, fractions, several
+units in a row, `ns`/`us`/`µs`/`ms`/`s`/`m`/`h`) and returns seconds as a float;
+`format_duration` writes seconds the way Go's `Duration.String` does (`1m30s`, `1h0m0s`,
+`1.5s`, `250ms`, `0s`).
 """
 
 from __future__ import annotations
@@ -80,15 +80,15 @@ def parse_duration_ns(value: str) -> int:
 
 
 def parse_duration(value: str) -> float:
-    """Parse a Go duration (``"1m30s"``, ``"1.5h"``, ``"-250ms"``, ``"0"``) into seconds.
+    """Parse a Go duration (`"1m30s"`, `"1.5h"`, `"-250ms"`, `"0"`) into seconds.
 
-    Raises ``ValueError`` naming the value, worded like Go's errors.
+    Raises `ValueError` naming the value, worded like Go's errors.
     """
     return parse_duration_ns(value) / _SECOND
 
 
 def _fraction(value: int, digits: int) -> str:
-    """``value`` split at ``digits`` decimal places, trailing zeros dropped (Go's fmtFrac+fmtInt)."""
+    """`value` split at `digits` decimal places, trailing zeros dropped (Go's fmtFrac+fmtInt)."""
     whole, frac = divmod(value, 10**digits)
     if frac == 0:
         return str(whole)
@@ -96,7 +96,7 @@ def _fraction(value: int, digits: int) -> str:
 
 
 def format_duration(seconds: float | int) -> str:
-    """Format seconds like Go's ``time.Duration.String`` (``90`` -> ``"1m30s"``, ``3600`` -> ``"1h0m0s"``)."""
+    """Format seconds like Go's `time.Duration.String` (`90` -> `"1m30s"`, `3600` -> `"1h0m0s"`)."""
     if isinstance(seconds, int):
         ns = seconds * _SECOND
     else:

@@ -1,5 +1,5 @@
-"""Types and constants shared by every Flux kind (fluxcd/pkg ``apis/meta``, ``apis/acl`` and the
-parts of Kubernetes' ``metav1`` that Flux objects embed), plus small status helpers for reconcilers.
+"""Types and constants shared by every Flux kind (fluxcd/pkg `apis/meta`, `apis/acl` and the
+parts of Kubernetes' `metav1` that Flux objects embed), plus small status helpers for reconcilers.
 """
 
 from __future__ import annotations
@@ -88,27 +88,27 @@ EVENT_ANNOTATION_PREFIX = "event.toolkit.fluxcd.io/"
 # --------------------------------------------------------------------------------------------------
 
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-"""An RFC 3339 timestamp as Kubernetes writes it (``2024-05-01T10:00:00Z``)."""
+"""An RFC 3339 timestamp as Kubernetes writes it (`2024-05-01T10:00:00Z`)."""
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
-"""A Go duration with Flux's interval pattern (``10m``, ``1h30m``)."""
+"""A Go duration with Flux's interval pattern (`10m`, `1h30m`)."""
 
 Timeout = Annotated[str, Field(pattern=TIMEOUT_PATTERN)]
 """A Go duration without hours, as Flux's source timeouts."""
 
-Int64 = Annotated[int, WithJsonSchema({"type": "integer", "format": "int64"})]
+Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
 
 JSONObject = Annotated[
     dict[str, Any],
     WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
 ]
-"""Free-form JSON (``apiextensionsv1.JSON``) kept as-is by the API server."""
+"""Free-form JSON (`apiextensionsv1.JSON`) kept as-is by the API server."""
 
 IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
 
 
 def now_rfc3339() -> str:
-    """The current time, formatted like ``metav1.Time`` (seconds precision, UTC, ``Z``)."""
+    """The current time, formatted like `metav1.Time` (seconds precision, UTC, `Z`)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -163,7 +163,7 @@ class DependencyReference(FluxModel):
     name: str
     namespace: str | None = None
     ready_expr: str | None = None
-    """CEL expression over ``dep`` and ``self`` replacing the built-in readiness check."""
+    """CEL expression over `dep` and `self` replacing the built-in readiness check."""
 
 
 class KubeConfigReference(FluxModel):
@@ -186,7 +186,7 @@ class LabelSelectorRequirement(FluxModel):
 
 
 class LabelSelector(FluxModel):
-    """A Kubernetes label selector (``metav1.LabelSelector``)."""
+    """A Kubernetes label selector (`metav1.LabelSelector`)."""
 
     match_labels: dict[str, str] | None = None
     match_expressions: list[LabelSelectorRequirement] | None = None
@@ -208,9 +208,12 @@ class AccessFrom(FluxModel):
 
 
 class Condition(FluxModel):
-    """A ``metav1.Condition``."""
+    """A `metav1.Condition`."""
 
-    type: str = Field(max_length=316, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$")
+    type: str = Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    )
     status: Literal["True", "False", "Unknown"]
     observed_generation: Int64 | None = Field(default=None, ge=0)
     last_transition_time: Time
@@ -222,10 +225,10 @@ class Artifact(FluxModel):
     """The output of a source reconciliation, stored by source and served over HTTP."""
 
     path: str
-    """Relative storage path: ``<kind>/<namespace>/<name>/<file>``."""
+    """Relative storage path: `<kind>/<namespace>/<name>/<file>`."""
     url: str
     revision: str
-    """Human-readable source revision, e.g. ``main@sha1:<hex>``."""
+    """Human-readable source revision, e.g. `main@sha1:<hex>`."""
     digest: str | None = Field(default=None, pattern=r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
     last_update_time: Time
     size: Int64 | None = None
@@ -233,7 +236,7 @@ class Artifact(FluxModel):
 
 
 class ResourceRef(FluxModel):
-    """An inventory entry: ``<namespace>_<name>_<group>_<kind>`` and the object's version."""
+    """An inventory entry: `<namespace>_<name>_<group>_<kind>` and the object's version."""
 
     id: str
     v: str
@@ -244,7 +247,7 @@ class ResourceInventory(FluxModel):
 
 
 class ReconcileRequestStatus(FluxModel):
-    """Echo of the last handled ``reconcile.fluxcd.io/requestedAt`` value."""
+    """Echo of the last handled `reconcile.fluxcd.io/requestedAt` value."""
 
     last_handled_reconcile_at: str | None = None
 
@@ -271,7 +274,7 @@ class OwnerReference(FluxModel):
 
 
 class ObjectMeta(FluxModel):
-    """The ``metav1.ObjectMeta`` fields Sluice reads; the others are kept as they come."""
+    """The `metav1.ObjectMeta` fields Sluice reads; the others are kept as they come."""
 
     name: str | None = None
     generate_name: str | None = None
@@ -288,7 +291,7 @@ class ObjectMeta(FluxModel):
 
 
 class PrinterColumn(BaseModel):
-    """One ``additionalPrinterColumns`` entry of a CRD version."""
+    """One `additionalPrinterColumns` entry of a CRD version."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -322,7 +325,7 @@ CATEGORY_IMAGES = ("all", "fluxcd", "fluxcd-images")
 
 
 class FluxObject(FluxModel):
-    """A whole Flux custom resource: ``apiVersion``, ``kind``, ``metadata``, ``spec`` and ``status``."""
+    """A whole Flux custom resource: `apiVersion`, `kind`, `metadata`, `spec` and `status`."""
 
     GROUP: ClassVar[str] = ""
     VERSION: ClassVar[str] = ""
@@ -339,13 +342,13 @@ class FluxObject(FluxModel):
     CRD_ANNOTATIONS: ClassVar[dict[str, str]] = {}
 
     api_version_: str = Field(default="", alias="apiVersion")
-    """``apiVersion`` as written; always equal to ``api_version()`` once validated."""
+    """`apiVersion` as written; always equal to `api_version()` once validated."""
     kind: str = ""
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
 
     @classmethod
     def api_version(cls) -> str:
-        """``<group>/<version>`` of this class."""
+        """`<group>/<version>` of this class."""
         return f"{cls.GROUP}/{cls.VERSION}"
 
     @model_validator(mode="before")
@@ -380,7 +383,7 @@ class FluxObject(FluxModel):
 
     @property
     def namespaced_name(self) -> str:
-        """``<namespace>/<name>``."""
+        """`<namespace>/<name>`."""
         return f"{self.namespace}/{self.name}"
 
     @property
@@ -431,7 +434,7 @@ def set_condition(
     *,
     now: str | None = None,
 ) -> list[Condition]:
-    """A new list with the condition set; ``lastTransitionTime`` changes only when the status does."""
+    """A new list with the condition set; `lastTransitionTime` changes only when the status does."""
     existing = get_condition(conditions, type)
     if existing is not None and existing.status == status:
         transition = existing.last_transition_time

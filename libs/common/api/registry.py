@@ -17,7 +17,15 @@ from libs.common.api.source.helmchart import HelmChart
 from libs.common.api.source.helmrepository import HelmRepository
 from libs.common.api.source.ocirepository import OCIRepository
 
-__all__ = ["ALL_KINDS", "STORAGE_KINDS", "UnknownKind", "by_name", "kind_for", "storage_version", "versions_of"]
+__all__ = [
+    "ALL_KINDS",
+    "STORAGE_KINDS",
+    "UnknownKind",
+    "by_name",
+    "kind_for",
+    "storage_version",
+    "versions_of",
+]
 
 #: Every served class, all versions, in a stable order (sources, appliers, notifications, images).
 ALL_KINDS: tuple[type[FluxObject], ...] = (
@@ -62,7 +70,7 @@ _BY_NAME: dict[str, type[FluxObject]] = {name: cls for cls in STORAGE_KINDS for 
 
 
 def kind_for(api_version: str, kind: str) -> type[FluxObject]:
-    """The class serving ``apiVersion``/``kind``, e.g. ``("image.toolkit.fluxcd.io/v1beta2", "ImagePolicy")``."""
+    """The class serving `apiVersion`/`kind`, e.g. `("image.toolkit.fluxcd.io/v1beta2", "ImagePolicy")`."""
     try:
         return _BY_API_VERSION_KIND[(api_version, kind)]
     except KeyError:
@@ -72,8 +80,8 @@ def kind_for(api_version: str, kind: str) -> type[FluxObject]:
 def by_name(name: str) -> type[FluxObject]:
     """The storage-version class for a kind, plural, singular or short name, case-insensitively.
 
-    Accepts ``GitRepository``, ``gitrepositories``, ``gitrepo``, ``ks``, ``imagepol`` … and also
-    ``<name>.<group>`` forms such as ``gitrepositories.source.toolkit.fluxcd.io``.
+    Accepts `GitRepository`, `gitrepositories`, `gitrepo`, `ks`, `imagepol` … and also
+    `<name>.<group>` forms such as `gitrepositories.source.toolkit.fluxcd.io`.
     """
     key = name.strip().lower()
     if key in _BY_NAME:
@@ -81,13 +89,13 @@ def by_name(name: str) -> type[FluxObject]:
     short, _, group = key.partition(".")
     if group:
         cls = _BY_NAME.get(short)
-        if cls is not None and cls.GROUP == group:
+        if cls is not None and group == cls.GROUP:
             return cls
     raise UnknownKind(f"unknown Flux kind {name!r}")
 
 
 def storage_version(kind: str) -> type[FluxObject]:
-    """The storage-version class of a kind (by exact kind name, or any name ``by_name`` accepts)."""
+    """The storage-version class of a kind (by exact kind name, or any name `by_name` accepts)."""
     cls = _BY_KIND.get(kind)
     return cls if cls is not None else by_name(kind)
 

@@ -14,7 +14,7 @@ __all__ = ["ValidationFailed", "error_lines", "validate_object"]
 
 
 class ValidationFailed(ValueError):
-    """An object failed validation; ``problems`` holds one ``<path>: <problem>`` line per error."""
+    """An object failed validation; `problems` holds one `<path>: <problem>` line per error."""
 
     def __init__(self, subject: str, problems: list[str]) -> None:
         self.subject = subject
@@ -56,7 +56,7 @@ def _problem(error: ErrorDetails) -> tuple[str, str]:
 
 
 def error_lines(exc: ValidationError) -> list[str]:
-    """``spec.field: problem`` lines (camelCase JSON paths) for a pydantic ValidationError."""
+    """`spec.field: problem` lines (camelCase JSON paths) for a pydantic ValidationError."""
     lines: list[str] = []
     for error in exc.errors():
         suffix, message = _problem(error)
@@ -71,14 +71,18 @@ def _subject(obj: dict[str, Any]) -> str:
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     return "/".join(
-        [str(obj.get("kind") or "<unknown kind>"), str(metadata.get("namespace") or ""), str(metadata.get("name") or "")]
+        [
+            str(obj.get("kind") or "<unknown kind>"),
+            str(metadata.get("namespace") or ""),
+            str(metadata.get("name") or ""),
+        ]
     )
 
 
 def validate_object(obj: dict[str, Any]) -> FluxObject:
     """Validate a Kubernetes object of any served Flux kind and return the typed model.
 
-    Raises ``ValidationFailed`` listing ``<Kind>/<namespace>/<name>: spec.field: problem`` lines.
+    Raises `ValidationFailed` listing `<Kind>/<namespace>/<name>: spec.field: problem` lines.
     """
     subject = _subject(obj)
     api_version, kind = obj.get("apiVersion"), obj.get("kind")

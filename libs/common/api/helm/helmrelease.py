@@ -1,4 +1,4 @@
-"""HelmRelease (``helm.toolkit.fluxcd.io/v2``)."""
+"""HelmRelease (`helm.toolkit.fluxcd.io/v2`)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ CRDsPolicy = Literal["Skip", "Create", "CreateReplace"]
 
 
 class CrossNamespaceObjectReference(FluxModel):
-    """The source of a ``chart`` template: a HelmRepository, GitRepository or Bucket."""
+    """The source of a `chart` template: a HelmRepository, GitRepository or Bucket."""
 
     api_version: str | None = None
     kind: Literal["HelmRepository", "GitRepository", "Bucket"]
@@ -46,7 +46,7 @@ class CrossNamespaceObjectReference(FluxModel):
 
 
 class CrossNamespaceSourceReference(FluxModel):
-    """A ready-made chart source for ``chartRef``."""
+    """A ready-made chart source for `chartRef`."""
 
     api_version: str | None = None
     kind: Literal["OCIRepository", "HelmChart", "ExternalArtifact"]
@@ -109,7 +109,7 @@ class UpgradeRemediation(FluxModel):
 
 
 class ActionStrategy(FluxModel):
-    """What to do after a failed install/upgrade: remediate, or retry after ``retryInterval``."""
+    """What to do after a failed install/upgrade: remediate, or retry after `retryInterval`."""
 
     name: Strategy
     retry_interval: Duration | None = None
@@ -127,7 +127,7 @@ class Install(FluxModel):
     disable_take_ownership: bool | None = None
     replace: bool | None = None
     skip_crds: bool | None = Field(default=None, alias="skipCRDs")
-    """Deprecated: use ``crds: Skip``."""
+    """Deprecated: use `crds: Skip`."""
     crds: CRDsPolicy | None = None
     create_namespace: bool | None = None
     server_side_apply: bool | None = None
@@ -152,7 +152,7 @@ class Upgrade(FluxModel):
 
 
 class Filter(FluxModel):
-    """Selects (or with ``exclude``, skips) a Helm test by name."""
+    """Selects (or with `exclude`, skips) a Helm test by name."""
 
     name: str = Field(min_length=1, max_length=253)
     exclude: bool | None = None
@@ -185,15 +185,17 @@ class Uninstall(FluxModel):
 
 
 class ValuesReference(FluxModel):
-    """Values taken from a key of a ConfigMap or Secret, optionally placed at ``targetPath``."""
+    """Values taken from a key of a ConfigMap or Secret, optionally placed at `targetPath`."""
 
     kind: Literal["Secret", "ConfigMap"]
     name: str = Field(min_length=1, max_length=253)
     values_key: str | None = Field(default=None, max_length=253, pattern=r"^[\-._a-zA-Z0-9]+$")
-    target_path: str | None = Field(default=None, max_length=250, pattern=r"^([a-zA-Z0-9_\-.\\\/]|\[[0-9]{1,5}\])+$")
+    target_path: str | None = Field(
+        default=None, max_length=250, pattern=r"^([a-zA-Z0-9_\-.\\\/]|\[[0-9]{1,5}\])+$"
+    )
     optional: bool | None = None
     literal: bool | None = None
-    """Set ``targetPath`` like ``--set-literal`` instead of ``--set``."""
+    """Set `targetPath` like `--set-literal` instead of `--set`."""
 
 
 class Kustomize(FluxModel):
@@ -284,7 +286,7 @@ class HelmReleaseStatus(FluxStatus):
     observed_common_metadata_digest: str | None = None
     last_attempted_generation: Int64 | None = None
     helm_chart: str | None = None
-    """``<namespace>/<name>`` of the generated HelmChart."""
+    """`<namespace>/<name>` of the generated HelmChart."""
     storage_namespace: str | None = None
     history: list[Snapshot] | None = None
     last_attempted_release_action: Literal["install", "upgrade"] | None = None
@@ -295,9 +297,9 @@ class HelmReleaseStatus(FluxStatus):
     last_attempted_revision: str | None = None
     last_attempted_revision_digest: str | None = None
     last_attempted_values_checksum: str | None = None
-    """Deprecated in favour of ``lastAttemptedConfigDigest``."""
+    """Deprecated in favour of `lastAttemptedConfigDigest`."""
     last_release_revision: int | None = None
-    """Deprecated in favour of ``history``."""
+    """Deprecated in favour of `history`."""
     last_attempted_config_digest: str | None = None
     inventory: ResourceInventory | None = None
 
@@ -320,7 +322,7 @@ class HelmRelease(FluxObject):
     )
 
     def release_name(self) -> str:
-        """``spec.releaseName``, or ``[<targetNamespace>-]<name>`` shortened as Helm requires."""
+        """`spec.releaseName`, or `[<targetNamespace>-]<name>` shortened as Helm requires."""
         if self.spec.release_name:
             return self.spec.release_name
         name = self.name

@@ -1,4 +1,4 @@
-"""ImagePolicy (``image.toolkit.fluxcd.io/v1`` and ``v1beta2``)."""
+"""ImagePolicy (`image.toolkit.fluxcd.io/v1` and `v1beta2`)."""
 
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ class SemVerPolicy(FluxModel):
 
 class AlphabeticalPolicy(FluxModel):
     order: Literal["asc", "desc"] = "asc"
-    """``asc`` selects the last tag in ascending order (Z), ``desc`` the first (A)."""
+    """`asc` selects the last tag in ascending order (Z), `desc` the first (A)."""
 
 
 class NumericalPolicy(FluxModel):
     order: Literal["asc", "desc"] = "asc"
-    """``asc`` selects the highest number, ``desc`` the lowest."""
+    """`asc` selects the highest number, `desc` the lowest."""
 
 
 class ImagePolicyChoice(FluxModel):
@@ -50,14 +50,14 @@ class ImagePolicyChoice(FluxModel):
 
 
 class TagFilter(FluxModel):
-    """Only tags matching ``pattern`` are considered; ``extract`` (e.g. ``$ts``) is what is compared."""
+    """Only tags matching `pattern` are considered; `extract` (e.g. `$ts`) is what is compared."""
 
     pattern: str | None = None
     extract: str | None = None
 
 
 class ImageRef(FluxModel):
-    """An image reference: ``name:tag[@digest]``."""
+    """An image reference: `name:tag[@digest]`."""
 
     name: str
     tag: str
@@ -73,9 +73,9 @@ class ImagePolicySpec(FluxModel):
     policy: ImagePolicyChoice
     filter_tags: TagFilter | None = None
     digest_reflection_policy: Literal["Always", "IfNotPresent", "Never"] = "Never"
-    """Whether ``latestRef.digest`` is filled in: Never, IfNotPresent, or Always (re-resolved)."""
+    """Whether `latestRef.digest` is filled in: Never, IfNotPresent, or Always (re-resolved)."""
     interval: Duration | None = None
-    """Digest refresh period; only with ``digestReflectionPolicy: Always`` (default 10m)."""
+    """Digest refresh period; only with `digestReflectionPolicy: Always` (default 10m)."""
     suspend: bool | None = None
 
     @model_validator(mode="after")
@@ -101,7 +101,7 @@ class ImagePolicyStatus(FluxStatus):
 
 class ImagePolicyV1beta2Status(FluxStatus):
     latest_image: str | None = None
-    """The selected image as ``name:tag`` (``@digest`` when reflected)."""
+    """The selected image as `name:tag` (`@digest` when reflected)."""
     observed_previous_image: str | None = None
     latest_ref: ImageRef | None = None
     observed_previous_ref: ImageRef | None = None
@@ -132,7 +132,7 @@ class ImagePolicy(FluxObject):
 
 
 class ImagePolicyV1beta2(FluxObject):
-    """ImagePolicy as served by ``v1beta2`` (status ``latestImage`` / ``observedPreviousImage``)."""
+    """ImagePolicy as served by `v1beta2` (status `latestImage` / `observedPreviousImage`)."""
 
     GROUP: ClassVar[str] = IMAGE_GROUP
     VERSION: ClassVar[str] = "v1beta2"

@@ -1,4 +1,4 @@
-"""ImageRepository (``image.toolkit.fluxcd.io/v1``, also served as ``v1beta2``)."""
+"""ImageRepository (`image.toolkit.fluxcd.io/v1`, also served as `v1beta2`)."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ DEFAULT_EXCLUSION_LIST: tuple[str, ...] = ("^.*\\.sig$",)
 
 class ImageRepositorySpec(FluxModel):
     image: str
-    """Repository without scheme or tag, e.g. ``ghcr.io/stefanprodan/podinfo``."""
+    """Repository without scheme or tag, e.g. `ghcr.io/stefanprodan/podinfo`."""
     interval: Duration
     timeout: Timeout | None = None
-    """Scan timeout; defaults to ``interval``."""
+    """Scan timeout; defaults to `interval`."""
     secret_ref: LocalObjectReference | None = None
-    """A ``kubernetes.io/dockerconfigjson`` Secret with registry credentials."""
+    """A `kubernetes.io/dockerconfigjson` Secret with registry credentials."""
     proxy_secret_ref: LocalObjectReference | None = None
     service_account_name: str | None = Field(default=None, max_length=253)
     cert_secret_ref: LocalObjectReference | None = None
@@ -48,7 +48,7 @@ class ImageRepositorySpec(FluxModel):
     insecure: bool | None = None
 
     def timeout_seconds(self) -> float:
-        """``timeout`` or ``interval``, at least one second (as Flux)."""
+        """`timeout` or `interval`, at least one second (as Flux)."""
         return max(1.0, parse_duration(self.timeout or self.interval))
 
 
@@ -65,7 +65,7 @@ class ScanResult(FluxModel):
 
 class ImageRepositoryStatus(FluxStatus):
     canonical_image_name: str | None = None
-    """The image with the implied parts explicit, e.g. ``docker.io/library/alpine``."""
+    """The image with the implied parts explicit, e.g. `docker.io/library/alpine`."""
     last_scan_result: ScanResult | None = None
     observed_exclusion_list: list[str] | None = None
 
@@ -96,7 +96,7 @@ class ImageRepository(FluxObject):
 
 
 class ImageRepositoryV1beta2(ImageRepository):
-    """ImageRepository as served by ``image.toolkit.fluxcd.io/v1beta2`` (same schema as v1)."""
+    """ImageRepository as served by `image.toolkit.fluxcd.io/v1beta2` (same schema as v1)."""
 
     VERSION: ClassVar[str] = "v1beta2"
     STORAGE: ClassVar[bool] = False

@@ -1,4 +1,4 @@
-"""ImageUpdateAutomation (``image.toolkit.fluxcd.io/v1``, also served as ``v1beta2``)."""
+"""ImageUpdateAutomation (`image.toolkit.fluxcd.io/v1`, also served as `v1beta2`)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class CommitUser(FluxModel):
 
 
 class SigningKey(FluxModel):
-    """A Secret with a GPG (``git.asc`` + ``passphrase``) or SSH (``identity`` + ``password``) key."""
+    """A Secret with a GPG (`git.asc` + `passphrase`) or SSH (`identity` + `password`) key."""
 
     secret_ref: LocalObjectReference
     type: Literal["gpg", "ssh"] | None = None
@@ -58,7 +58,7 @@ class CommitSpec(FluxModel):
     author: CommitUser
     signing_key: SigningKey | None = None
     message_template: str | None = None
-    """Go text/template for the commit message (data: ``.AutomationObject``, ``.Changed``, ``.Values``)."""
+    """Go text/template for the commit message (data: `.AutomationObject`, `.Changed`, `.Values`)."""
     message_template_values: dict[str, str] | None = None
 
 
@@ -66,7 +66,7 @@ class PushSpec(FluxModel):
     branch: str | None = None
     """Branch to push to, created from the checkout branch; defaults to the checkout branch."""
     refspec: str | None = Field(default=None, pattern=r"^$|^[^+:]")
-    """Additional refspec pushed (e.g. Gerrit ``refs/for/main``)."""
+    """Additional refspec pushed (e.g. Gerrit `refs/for/main`)."""
     options: dict[str, str] | None = None
     """Git push options."""
 
@@ -80,7 +80,7 @@ class GitSpec(FluxModel):
 class UpdateStrategy(FluxModel):
     strategy: Literal["Setters"] = "Setters"
     path: str | None = None
-    """Directory scanned for ``$imagepolicy`` markers; defaults to the repository root."""
+    """Directory scanned for `$imagepolicy` markers; defaults to the repository root."""
 
 
 class ImageUpdateAutomationSpec(FluxModel):
@@ -89,7 +89,9 @@ class ImageUpdateAutomationSpec(FluxModel):
     interval: Duration
     policy_selector: LabelSelector | None = None
     """Which ImagePolicies of the automation's namespace are used; default all."""
-    update: UpdateStrategy = Field(default_factory=UpdateStrategy, json_schema_extra={"default": {"strategy": "Setters"}})
+    update: UpdateStrategy = Field(
+        default_factory=UpdateStrategy, json_schema_extra={"default": {"strategy": "Setters"}}
+    )
     suspend: bool | None = None
 
     def message_template(self) -> str:
@@ -109,7 +111,7 @@ class ImageUpdateAutomationStatus(FluxStatus):
 
 
 class ImageUpdateAutomation(FluxObject):
-    """Rewrites ``$imagepolicy``-marked fields in a Git repository and pushes a commit."""
+    """Rewrites `$imagepolicy`-marked fields in a Git repository and pushes a commit."""
 
     GROUP: ClassVar[str] = IMAGE_GROUP
     VERSION: ClassVar[str] = "v1"
@@ -133,7 +135,7 @@ class ImageUpdateAutomation(FluxObject):
 
 
 class ImageUpdateAutomationV1beta2(ImageUpdateAutomation):
-    """ImageUpdateAutomation as served by ``image.toolkit.fluxcd.io/v1beta2`` (same schema as v1)."""
+    """ImageUpdateAutomation as served by `image.toolkit.fluxcd.io/v1beta2` (same schema as v1)."""
 
     VERSION: ClassVar[str] = "v1beta2"
     STORAGE: ClassVar[bool] = False

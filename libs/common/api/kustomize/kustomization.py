@@ -1,4 +1,4 @@
-"""Kustomization (``kustomize.toolkit.fluxcd.io/v1``)."""
+"""Kustomization (`kustomize.toolkit.fluxcd.io/v1`)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class SubstituteReference(FluxModel):
 
 
 class PostBuild(FluxModel):
-    """Variable substitution (``${var}``) applied to the built manifests."""
+    """Variable substitution (`${var}`) applied to the built manifests."""
 
     substitute: dict[str, str] | None = None
     substitute_from: list[SubstituteReference] | None = None
@@ -69,7 +69,7 @@ class KustomizationSpec(FluxModel):
     decryption: Decryption | None = None
     interval: Duration
     retry_interval: Duration | None = None
-    """Retry period after a failure; defaults to ``interval``."""
+    """Retry period after a failure; defaults to `interval`."""
     kube_config: KubeConfigReference | None = None
     path: str | None = None
     """Directory in the artifact holding the manifests; defaults to its root."""
@@ -88,10 +88,10 @@ class KustomizationSpec(FluxModel):
     suspend: bool | None = None
     target_namespace: str | None = Field(default=None, min_length=1, max_length=63)
     timeout: Duration | None = None
-    """Timeout for build, apply and health checks; defaults to ``interval``."""
+    """Timeout for build, apply and health checks; defaults to `interval`."""
     force: bool = False
     wait: bool | None = None
-    """Health-check every applied object (``healthChecks`` is then ignored)."""
+    """Health-check every applied object (`healthChecks` is then ignored)."""
     components: list[str] | None = None
     ignore_missing_components: bool | None = None
     build_metadata: list[Literal["originAnnotations", "transformerAnnotations"]] | None = None
@@ -102,16 +102,16 @@ class KustomizationSpec(FluxModel):
         return parse_duration(self.interval)
 
     def timeout_seconds(self) -> float:
-        """``timeout``, or ``interval`` when unset."""
+        """`timeout`, or `interval` when unset."""
         return parse_duration(self.timeout or self.interval)
 
     def retry_interval_seconds(self) -> float:
-        """``retryInterval``, or ``interval`` when unset."""
+        """`retryInterval`, or `interval` when unset."""
         return parse_duration(self.retry_interval or self.interval)
 
 
 class HistorySnapshot(FluxModel):
-    """One entry of ``status.history``: a distinct build (digest) and how its reconciliations went."""
+    """One entry of `status.history`: a distinct build (digest) and how its reconciliations went."""
 
     digest: str
     first_reconciled: Time

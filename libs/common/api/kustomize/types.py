@@ -1,4 +1,4 @@
-"""Kustomize-related types shared by Kustomization and HelmRelease (fluxcd/pkg ``apis/kustomize``)."""
+"""Kustomize-related types shared by Kustomization and HelmRelease (fluxcd/pkg `apis/kustomize`)."""
 
 from __future__ import annotations
 

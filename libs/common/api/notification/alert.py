@@ -1,4 +1,4 @@
-"""Alert (``notification.toolkit.fluxcd.io/v1beta3``): which events go to a Provider. Has no status."""
+"""Alert (`notification.toolkit.fluxcd.io/v1beta3`): which events go to a Provider. Has no status."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ EventSourceKind = Literal[
 
 
 class CrossNamespaceObjectReference(FluxModel):
-    """Objects whose events match: by name (``*`` = all) or, with ``name: '*'``, by labels."""
+    """Objects whose events match: by name (`*` = all) or, with `name: '*'`, by labels."""
 
     api_version: str | None = None
     kind: EventSourceKind
@@ -45,7 +45,7 @@ class CrossNamespaceObjectReference(FluxModel):
 class AlertSpec(FluxModel):
     provider_ref: LocalObjectReference
     event_severity: Literal["info", "error"] = "info"
-    """``info`` passes info and error events, ``error`` only errors."""
+    """`info` passes info and error events, `error` only errors."""
     event_sources: list[CrossNamespaceObjectReference]
     inclusion_list: list[str] | None = None
     """Regular expressions; an event's message must match one of them (when set)."""
@@ -53,7 +53,7 @@ class AlertSpec(FluxModel):
     """Regular expressions; an event whose message matches one is dropped."""
     event_metadata: dict[str, str] | None = None
     summary: str | None = Field(default=None, max_length=255)
-    """Deprecated: becomes the metadata key ``summary``."""
+    """Deprecated: becomes the metadata key `summary`."""
     suspend: bool | None = None
 
 

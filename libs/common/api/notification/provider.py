@@ -1,4 +1,4 @@
-"""Provider (``notification.toolkit.fluxcd.io/v1beta3``): where alerts are sent. Has no status."""
+"""Provider (`notification.toolkit.fluxcd.io/v1beta3`): where alerts are sent. Has no status."""
 
 from __future__ import annotations
 
@@ -20,8 +20,15 @@ from libs.common.api.meta import (
 
 NOTIFICATION_GROUP = "notification.toolkit.fluxcd.io"
 
-#: Provider types that set Git commit statuses (and so may use ``commitStatusExpr``).
-COMMIT_STATUS_TYPES: tuple[str, ...] = ("github", "gitlab", "gitea", "bitbucketserver", "bitbucket", "azuredevops")
+#: Provider types that set Git commit statuses (and so may use `commitStatusExpr`).
+COMMIT_STATUS_TYPES: tuple[str, ...] = (
+    "github",
+    "gitlab",
+    "gitea",
+    "bitbucketserver",
+    "bitbucket",
+    "azuredevops",
+)
 
 ProviderType = Literal[
     "slack",
@@ -60,7 +67,7 @@ ProviderType = Literal[
     "zoom",
 ]
 
-#: Every accepted ``spec.type``.
+#: Every accepted `spec.type`.
 PROVIDER_TYPES: tuple[str, ...] = get_args(ProviderType)
 
 
@@ -71,16 +78,16 @@ class ProviderSpec(FluxModel):
     channel: str | None = Field(default=None, max_length=2048)
     username: str | None = Field(default=None, max_length=2048)
     address: str | None = Field(default=None, max_length=2048)
-    """Webhook URL, repository URL, project id … depending on ``type``; the Secret's ``address`` wins."""
+    """Webhook URL, repository URL, project id … depending on `type`; the Secret's `address` wins."""
     timeout: Timeout | None = None
     proxy: str | None = Field(default=None, max_length=2048, pattern=r"^(http|https)://.*$")
-    """Deprecated: use ``proxySecretRef``."""
+    """Deprecated: use `proxySecretRef`."""
     secret_ref: LocalObjectReference | None = None
     cert_secret_ref: LocalObjectReference | None = None
     proxy_secret_ref: LocalObjectReference | None = None
     service_account_name: str | None = None
     commit_status_expr: str | None = None
-    """CEL expression over ``event``, ``provider`` and ``alert`` giving the commit status key."""
+    """CEL expression over `event`, `provider` and `alert` giving the commit status key."""
     suspend: bool | None = None
 
     @model_validator(mode="after")
@@ -88,7 +95,9 @@ class ProviderSpec(FluxModel):
         if self.commit_status_expr and self.type not in COMMIT_STATUS_TYPES:
             raise rule_error(
                 "commitStatusExpr",
-                "is only supported for the " + ", ".join(f"'{t}'" for t in COMMIT_STATUS_TYPES) + " provider types",
+                "is only supported for the "
+                + ", ".join(f"'{t}'" for t in COMMIT_STATUS_TYPES)
+                + " provider types",
             )
         return self
 

@@ -1,4 +1,4 @@
-"""Receiver (``notification.toolkit.fluxcd.io/v1``): webhooks that trigger reconciliations."""
+"""Receiver (`notification.toolkit.fluxcd.io/v1`): webhooks that trigger reconciliations."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ ReceiverType = Literal[
 
 
 class ReceiverResource(FluxModel):
-    """An object (or, with ``name: '*'``, objects matching labels) to annotate on a valid webhook."""
+    """An object (or, with `name: '*'`, objects matching labels) to annotate on a valid webhook."""
 
     api_version: str | None = None
     kind: EventSourceKind
@@ -63,7 +63,7 @@ class OIDCValidation(FluxModel):
 
 
 class OIDCProvider(FluxModel):
-    """An OIDC issuer whose ID tokens are accepted by a ``generic-oidc`` receiver."""
+    """An OIDC issuer whose ID tokens are accepted by a `generic-oidc` receiver."""
 
     issuer_url: str = Field(alias="issuerURL")
     audience: str = "notification-controller"
@@ -76,10 +76,10 @@ class ReceiverSpec(FluxModel):
     interval: Duration = "10m"
     """How often the token Secret is re-read."""
     events: list[str] | None = None
-    """Event types to accept (e.g. GitHub's ``push``); empty = all."""
+    """Event types to accept (e.g. GitHub's `push`); empty = all."""
     resources: list[ReceiverResource]
     resource_filter: str | None = None
-    """CEL expression over ``req`` (body), ``res`` (object) and ``claims`` (generic-oidc)."""
+    """CEL expression over `req` (body), `res` (object) and `claims` (generic-oidc)."""
     secret_ref: LocalObjectReference | None = None
     oidc_providers: list[OIDCProvider] | None = None
     suspend: bool | None = None
@@ -101,11 +101,11 @@ class ReceiverSpec(FluxModel):
 
 class ReceiverStatus(FluxStatus):
     webhook_path: str | None = None
-    """``/hook/<sha256(token+name+namespace)>``."""
+    """`/hook/<sha256(token+name+namespace)>`."""
 
 
 class Receiver(FluxObject):
-    """An HTTP endpoint that annotates resources with ``reconcile.fluxcd.io/requestedAt``."""
+    """An HTTP endpoint that annotates resources with `reconcile.fluxcd.io/requestedAt`."""
 
     GROUP: ClassVar[str] = NOTIFICATION_GROUP
     VERSION: ClassVar[str] = "v1"

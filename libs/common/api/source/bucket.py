@@ -1,4 +1,4 @@
-"""Bucket (``source.toolkit.fluxcd.io/v1``)."""
+"""Bucket (`source.toolkit.fluxcd.io/v1`)."""
 
 from __future__ import annotations
 
@@ -57,19 +57,24 @@ class BucketSpec(FluxModel):
         sts = self.sts
         if sts is not None:
             if self.provider not in ("aws", "generic"):
-                raise rule_error("sts", "STS configuration is only supported for the 'aws' and 'generic' Bucket providers")
+                raise rule_error(
+                    "sts", "STS configuration is only supported for the 'aws' and 'generic' Bucket providers"
+                )
             if self.provider == "aws" and sts.provider != "aws":
-                raise rule_error("sts.provider", "'aws' is the only supported STS provider for the 'aws' Bucket provider")
+                raise rule_error(
+                    "sts.provider", "'aws' is the only supported STS provider for the 'aws' Bucket provider"
+                )
             if self.provider == "generic" and sts.provider != "ldap":
-                raise rule_error("sts.provider", "'ldap' is the only supported STS provider for the 'generic' Bucket provider")
+                raise rule_error(
+                    "sts.provider",
+                    "'ldap' is the only supported STS provider for the 'generic' Bucket provider",
+                )
             if sts.provider == "aws" and sts.secret_ref is not None:
                 raise rule_error("sts.secretRef", "is not required for the 'aws' STS provider")
             if sts.provider == "aws" and sts.cert_secret_ref is not None:
                 raise rule_error("sts.certSecretRef", "is not required for the 'aws' STS provider")
         if self.service_account_name and self.provider not in ("gcp", "aws", "azure"):
-            raise rule_error(
-                "serviceAccountName", "is not supported for the 'generic' Bucket provider"
-            )
+            raise rule_error("serviceAccountName", "is not supported for the 'generic' Bucket provider")
         return self
 
 

@@ -1,4 +1,4 @@
-"""GitRepository (``source.toolkit.fluxcd.io/v1``)."""
+"""GitRepository (`source.toolkit.fluxcd.io/v1`)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ class GitRepositoryRef(FluxModel):
     semver: str | None = None
     """A semver range over the repository's tags."""
     name: str | None = None
-    """Any Git reference, e.g. ``refs/pull/420/head``."""
+    """Any Git reference, e.g. `refs/pull/420/head`."""
     commit: str | None = None
 
 
 class GitRepositoryVerification(FluxModel):
-    """Verification of commit and/or tag signatures with the keys in ``secretRef``."""
+    """Verification of commit and/or tag signatures with the keys in `secretRef`."""
 
     mode: Literal["HEAD", "head", "Tag", "TagAndHEAD"] = "HEAD"
     secret_ref: LocalObjectReference
@@ -76,9 +76,7 @@ class GitRepositorySpec(FluxModel):
     @model_validator(mode="after")
     def _service_account_needs_provider(self) -> Self:
         if self.service_account_name and self.provider not in ("azure", "aws"):
-            raise rule_error(
-                "serviceAccountName", "can only be used with the 'azure' or 'aws' provider"
-            )
+            raise rule_error("serviceAccountName", "can only be used with the 'azure' or 'aws' provider")
         return self
 
 

@@ -1,4 +1,4 @@
-"""HelmChart (``source.toolkit.fluxcd.io/v1``)."""
+"""HelmChart (`source.toolkit.fluxcd.io/v1`)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class HelmChartSpec(FluxModel):
     source_ref: LocalHelmChartSourceReference
     interval: Duration
     reconcile_strategy: Literal["ChartVersion", "Revision"] = "ChartVersion"
-    """``Revision`` makes a new artifact on every source revision (Git/Bucket)."""
+    """`Revision` makes a new artifact on every source revision (Git/Bucket)."""
     values_files: list[str] | None = None
     ignore_missing_values_files: bool | None = None
     suspend: bool | None = None

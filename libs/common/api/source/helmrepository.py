@@ -1,4 +1,4 @@
-"""HelmRepository (``source.toolkit.fluxcd.io/v1``)."""
+"""HelmRepository (`source.toolkit.fluxcd.io/v1`)."""
 
 from __future__ import annotations
 
@@ -32,14 +32,14 @@ class HelmRepositorySpec(FluxModel):
     pass_credentials: bool | None = None
     """Send credentials also to chart hosts that differ from the index host."""
     interval: Duration | None = None
-    """Index refresh period; ignored for ``type: oci``."""
+    """Index refresh period; ignored for `type: oci`."""
     insecure: bool | None = None
     """Allow plain HTTP (OCI repositories only)."""
     timeout: Timeout = "60s"
     suspend: bool | None = None
     access_from: AccessFrom | None = None
     type: Literal["default", "oci"] | None = None
-    """``oci`` makes the object a static holder of URL and credentials (no artifact)."""
+    """`oci` makes the object a static holder of URL and credentials (no artifact)."""
     provider: Literal["generic", "aws", "azure", "gcp"] = "generic"
 
 

@@ -1,4 +1,4 @@
-"""OCIRepository (``source.toolkit.fluxcd.io/v1``)."""
+"""OCIRepository (`source.toolkit.fluxcd.io/v1`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class OCIRepositoryRef(FluxModel):
     digest: str | None = None
     semver: str | None = None
     semver_filter: str | None = None
-    """A regular expression applied to tags before the semver range (only with ``semver``)."""
+    """A regular expression applied to tags before the semver range (only with `semver`)."""
     tag: str | None = None
 
 
@@ -63,7 +63,7 @@ class OCIRepositorySpec(FluxModel):
     layer_selector: OCILayerSelector | None = None
     provider: Literal["generic", "aws", "azure", "gcp"] = "generic"
     secret_ref: LocalObjectReference | None = None
-    """A ``kubernetes.io/dockerconfigjson`` Secret with registry credentials."""
+    """A `kubernetes.io/dockerconfigjson` Secret with registry credentials."""
     verify: OCIRepositoryVerification | None = None
     service_account_name: str | None = None
     cert_secret_ref: LocalObjectReference | None = None
