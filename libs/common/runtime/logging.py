@@ -82,7 +82,11 @@ class RedactionFilter(logging.Filter):
     """Masks secrets in a record before any formatter sees it (message, args, fields, exception)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A format string that does not match its arguments must not raise into the caller.
+            message = f"{record.msg} (unformattable log arguments: {record.args!r})"
         record.msg = sanitize_message(message)
         record.args = None
         bound = getattr(record, FIELDS_ATTR, None)

@@ -58,7 +58,7 @@ class ServiceRuntime(Generic[S]):
         self.own_process = own_process
         self.metrics = metrics if metrics is not None else Metrics(settings.service_name)
         self.health = HealthServer(settings.http_addr, self.metrics)
-        self.log: BoundLogger = get_logger(f"sluice.{settings.service_name}", service=settings.service_name)
+        self.log: BoundLogger = get_logger("sluice.runtime", service=settings.service_name)
         self.stopping = asyncio.Event()
         self.stop_reason = ""
         self._force = asyncio.Event()
@@ -164,7 +164,9 @@ class ServiceRuntime(Generic[S]):
                 self.log.info("stopping", extra={"reason": self.stop_reason, "grace_seconds": grace})
                 forced = asyncio.create_task(self._force.wait())
                 try:
-                    await asyncio.wait({task, forced}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {task, forced}, timeout=self.grace_remaining(), return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     forced.cancel()
                 if not task.done():

@@ -138,3 +138,13 @@ def test_bad_level_or_format_is_refused() -> None:
         configure_logging("loud", "json", "svc", stream=io.StringIO())
     with pytest.raises(ValueError, match="log format"):
         configure_logging("info", "xml", "svc", stream=io.StringIO())
+
+
+def test_a_mismatched_format_string_is_logged_not_raised(stream: io.StringIO) -> None:
+    handler = configure_logging("info", "json", "svc", stream=stream)
+    # Straight to our handler: pytest's own capture handler would raise on this record first.
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "two %s %s", ("https://u:p@h/",), None)
+    handler.handle(record)
+    (entry,) = lines(stream)
+    assert entry["msg"].startswith("two %s %s (unformattable log arguments:")
+    assert "u:p@" not in entry["msg"]
