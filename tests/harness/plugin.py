@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.harness.hygiene",
     "tests.harness.nats_fixtures",
     "tests.harness.git_fixtures",
+    "tests.harness.registry_fixtures",
 ]
 # Written by another engineer; picked up as soon as it exists.
 if importlib.util.find_spec("tests.harness.s3") is not None:

@@ -34,15 +34,15 @@ def _wait_for_state(pid: int, state: str, timeout: float = 5.0) -> None:
 def test_a_leaked_subprocess_is_found_named_and_killed() -> None:
     baseline = child_pids()
     proc = subprocess.Popen(["sleep", "30"])
-    leaked = find_leaked_children(baseline, grace=0.05)
-    assert [(p.pid, p.cmdline) for p in leaked] == [(proc.pid, "sleep 30")]
+    leaked = find_leaked_children(baseline, exclude=owned_pids(), grace=0.05)
+    assert [(p.pid, p.cmdline) for p in leaked] == [(proc.pid, "sleep 30")], (baseline, owned_pids())
     assert proc.wait(timeout=5) == -9  # it was SIGKILLed
 
 
 def test_a_child_that_exits_within_the_grace_period_is_no_leak() -> None:
     baseline = child_pids()
     proc = subprocess.Popen(["sleep", "0.05"])
-    assert find_leaked_children(baseline, grace=5) == []
+    assert find_leaked_children(baseline, exclude=owned_pids(), grace=5) == []
     assert proc.wait(timeout=5) == 0
 
 
