@@ -91,11 +91,13 @@ class _ArtifactHandler:
             headers["ETag"] = _etag(stored.digest)
             if _matches(request, stored.digest):
                 return web.Response(status=304, headers=headers)
-        response = web.Response(headers=headers)
-        # A HEAD response carries no body but announces the length a GET would return.
+        # No body, but the length a GET would return: a StreamResponse lets us announce it.
+        response = web.StreamResponse(headers=headers)
         response.content_length = stored.size
         if stored.last_modified is not None:
             response.last_modified = stored.last_modified
+        await response.prepare(request)
+        await response.write_eof()
         return response
 
 
