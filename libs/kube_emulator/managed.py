@@ -368,6 +368,7 @@ class _Entries:
     def __init__(self, entries: list[JSON]) -> None:
         self.entries = [copy.deepcopy(e) for e in entries]
         self.sets = [decode(e.get("fieldsV1") or {}) for e in self.entries]
+        self.originals = [set(fields) for fields in self.sets]
 
     def find(self, manager: str, operation: str, subresource: str | None) -> int | None:
         for i, e in enumerate(self.entries):
@@ -402,20 +403,20 @@ class _Entries:
         if index is None:
             self.entries.append(entry)
             self.sets.append(fields)
+            self.originals.append(set())
         else:
             self.entries[index] = entry
             self.sets[index] = fields
 
     def finish(self, obj: JSON) -> list[JSON]:
         out: list[JSON] = []
-        for entry, fields in zip(self.entries, self.sets, strict=True):
+        for entry, fields, original in zip(self.entries, self.sets, self.originals, strict=True):
             kept = {p for p in fields if get_at(obj, p) is not _MISSING}
             if not kept:
                 continue
-            if kept != fields or not entry.get("fieldsV1"):
-                if kept != fields:
-                    entry["time"] = _now()
-                entry["fieldsV1"] = encode(kept)
+            if kept != original:
+                entry["time"] = _now()
+            entry["fieldsV1"] = encode(kept)
             out.append(entry)
         return out
 
@@ -444,7 +445,13 @@ def record_update(
     if old is None:
         changed = new_fields
     else:
-        changed = {p for p in new_fields if get_at(old, p) != get_at(new, p)}
+        changed = set()
+        containers = {path[:n] for path in new_fields for n in range(1, len(path))}
+        for path in new_fields:
+            before, after = get_at(old, path), get_at(new, path)
+            container = path in containers or _is_container_member(after)
+            if before is _MISSING or (not container and before != after):
+                changed.add(path)
     book = _Entries(entries)
     for i in range(len(book.sets)):
         book.sets[i] = book.sets[i] - changed
@@ -480,13 +487,14 @@ def apply(
     new_fields = field_set(applied, root, part)
     book = _Entries(entries)
     mine = book.find(manager, "Apply", subresource)
+    containers = {path[:n] for path in new_fields for n in range(1, len(path))}
     conflicts: list[tuple[int, Path]] = []
     for i, fields in enumerate(book.sets):
         if i == mine:
             continue
         for path in sorted(fields & new_fields):
             ours = get_at(applied, path)
-            if _is_container_member(ours):
+            if path in containers or _is_container_member(ours):
                 continue
             if get_at(live, path) != ours:
                 conflicts.append((i, path))
@@ -500,11 +508,16 @@ def apply(
     for i, fields in enumerate(book.sets):
         if i != mine:
             others |= fields
-    for path in sorted(previous - new_fields, key=len, reverse=True):
+    removed: list[Path] = []
+    for path in sorted(previous - new_fields, key=len):
+        if any(path[: len(r)] == r for r in removed):
+            continue
         if path in others or any(o[: len(path)] == path for o in others):
             continue
         if any(n[: len(path)] == path for n in new_fields):
             continue
+        removed.append(path)
+    for path in removed:
         _remove_at(merged, path)
     _merge(merged, applied, root, True)
     book.put(manager, "Apply", subresource, rt.api_version(version), new_fields)
@@ -512,7 +525,7 @@ def apply(
 
 
 def _is_container_member(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value)
+    return isinstance(value, dict)
 
 
 def _merge(dst: JSON, src: JSON, node: Node | None, root: bool = False) -> None:

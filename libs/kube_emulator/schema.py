@@ -126,7 +126,9 @@ def _type_ok(value: Any, expected: str) -> bool:
 def _validate(value: Any, schema: JSON, path: str, errors: list[JSON], root: bool) -> None:
     shown = path or "<root>"
     if value is None:
-        if schema.get("nullable") or (not schema.get("type") and not schema.get("x-kubernetes-int-or-string")):
+        if schema.get("nullable") or (
+            not schema.get("type") and not schema.get("x-kubernetes-int-or-string")
+        ):
             return
         errors.append(
             cause(

@@ -147,12 +147,7 @@ class ApiServer:
         ns: str | None = None
         name: str | None = None
         sub: str | None = None
-        if (
-            rest[0] == "namespaces"
-            and len(rest) >= 3
-            and group == ""
-            and rest[2] in ("status", "finalize")
-        ):
+        if rest[0] == "namespaces" and len(rest) >= 3 and group == "" and rest[2] in ("status", "finalize"):
             resource, name, sub = "namespaces", rest[1], rest[2]
         elif rest[0] == "namespaces" and len(rest) >= 3:
             ns, resource = rest[1], rest[2]
