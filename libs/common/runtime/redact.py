@@ -51,6 +51,9 @@ _KV_COLON = re.compile(
     r"(\s*:\s*)(\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic)\s+)?[^\s,;\"'}]+)"
 )
 
+# "key": "value" inside JSON text; the key decides (see is_sensitive_key).
+_JSON_PAIR = re.compile(r'"([A-Za-z0-9_.\-]+)"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
+
 
 def is_sensitive_key(key: str) -> bool:
     """Whether a field, header or setting named ``key`` should never have its value shown."""
@@ -117,6 +120,7 @@ def sanitize_message(text: str) -> str:
         return text
     text = _PEM_PRIVATE_KEY.sub(PRIVATE_KEY_MASK, text)
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    text = _JSON_PAIR.sub(_mask_json_pair, text)
     text = _KV_EQUALS.sub(_mask_pair, text)
     text = _KV_COLON.sub(_mask_pair, text)
     return _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
@@ -126,6 +130,12 @@ def _mask_pair(match: re.Match[str]) -> str:
     value = match.group(3)
     quote = value[0] if value[:1] in ('"', "'") else ""
     return f"{match.group(1)}{match.group(2)}{quote}{MASK}{quote}"
+
+
+def _mask_json_pair(match: re.Match[str]) -> str:
+    if not is_sensitive_key(match.group(1)) or not match.group(3):
+        return match.group(0)
+    return f'"{match.group(1)}"{match.group(2)}"{MASK}"'
 
 
 def redact_value(key: str, value: Any) -> Any:

@@ -64,6 +64,10 @@ def test_redact_url(url: str, expected: str) -> None:
             'secret "flux-system/git-creds" not found',
         ),
         ("kustomization path ./apps not found", "kustomization path ./apps not found"),
+        (
+            'registry said {"client_secret": "cs-1", "secretRef": "creds", "identity":"k"}',
+            'registry said {"client_secret": "***", "secretRef": "creds", "identity":"***"}',
+        ),
         ("", ""),
     ],
 )
