@@ -13,14 +13,22 @@ the other elements keep the original's, and the two are interleaved by the origi
 element the original does not have comes before the original's elements, as ``kubectl patch``
 shows. ``$setElementOrder`` overrides this order.
 
+``$patch: delete`` on a map leaves ``{}`` in its place, as apimachinery does.
+
 Deviations, each towards "no directive ever reaches the result": values that are new to the
 original are merged into an empty value (apimachinery copies them verbatim, directives included),
 and ``$patch: merge`` is accepted as the no-op it names (apimachinery rejects it).
+
+``style="kustomize"`` switches the two places where ``kustomize build`` (kyaml's merge) differs
+from the API server: merged lists are the patch's elements in patch order followed by the
+original's other elements, and ``$patch: delete`` removes the map's field. Where kustomize leaks
+directives into its output ($retainKeys, $setElementOrder, $deleteFromPrimitiveList) this library
+applies them in both styles.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from libs.kpatch._json import deep_copy, json_equal
 from libs.kpatch.errors import PatchError
@@ -37,14 +45,24 @@ _MERGE = "merge"
 
 _ORDER_ERROR = "the order of the patch list does not match its $setElementOrder list"
 
+Style = Literal["apimachinery", "kustomize"]
+
 
 def strategic_merge_patch(
-    original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None
+    original: dict[str, Any],
+    patch: dict[str, Any],
+    schema: FieldSchema | None,
+    *,
+    style: Style = "apimachinery",
 ) -> dict[str, Any]:
     """Apply a strategic merge patch to ``original`` and return the result; the inputs are not modified.
 
     ``schema`` describes ``original`` (see :func:`libs.kpatch.schema_for`); with ``None`` every list
     is replaced, which makes this JSON merge patch plus the directives.
+
+    ``style="kustomize"`` follows ``kustomize build`` (kyaml) where it differs from the API server:
+    merged lists hold the patch's elements first, in patch order, then the original's other
+    elements; and ``$patch: delete`` on a map removes the field instead of leaving ``{}``.
     """
     if not isinstance(original, dict):
         raise PatchError(
@@ -52,7 +70,202 @@ def strategic_merge_patch(
         )
     if not isinstance(patch, dict):
         raise PatchError(f"strategic merge patch: the patch must be an object, got {type(patch).__name__}")
-    return _merge_map(deep_copy(original), deep_copy(patch), schema, "")
+    if style not in ("apimachinery", "kustomize"):
+        raise PatchError(f"strategic merge patch: unknown style {style!r}")
+    return _Merger(style).merge_map(deep_copy(original), deep_copy(patch), schema, "")
+
+
+class _Merger:
+    """One patch application; ``style`` picks between the API server's and kustomize's behaviour."""
+
+    def __init__(self, style: Style) -> None:
+        self.patch_first = style == "kustomize"
+        self.delete_removes_map = style == "kustomize"
+
+    def merge_map(
+        self, original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None, path: str
+    ) -> dict[str, Any]:
+        """Merge ``patch`` into ``original``; both are private copies and may be consumed."""
+        if PATCH_DIRECTIVE in patch:
+            directive = patch.pop(PATCH_DIRECTIVE)
+            if directive == _REPLACE:
+                return self.merge_map({}, patch, schema, path)
+            if directive == _DELETE:
+                return {}
+            if directive != _MERGE:
+                raise PatchError(f"{path or '.'}: unknown $patch directive {directive!r} in a map")
+
+        _apply_retain_keys(original, patch, path)
+        self.apply_set_element_order(original, patch, schema, path)
+
+        for key in [key for key in patch if key.startswith(DELETE_FROM_PRIMITIVE_LIST_PREFIX)]:
+            field = key.removeprefix(DELETE_FROM_PRIMITIVE_LIST_PREFIX)
+            to_delete = patch.pop(key)
+            if not isinstance(to_delete, list):
+                raise PatchError(f"{path}.{key}: must be a list, got {type(to_delete).__name__}")
+            current = original.get(field)
+            if isinstance(current, list):
+                original[field] = _delete_from_primitive_list(current, to_delete, f"{path}.{field}")
+
+        for key, value in patch.items():
+            field_path = f"{path}.{key}"
+            field_schema = _child(schema, key)
+            if value is None or (
+                self.delete_removes_map and isinstance(value, dict) and value.get(PATCH_DIRECTIVE) == _DELETE
+            ):
+                original.pop(key, None)
+                continue
+            current = original.get(key)
+            if isinstance(current, dict) and isinstance(value, dict):
+                if _REPLACE in _strategies(field_schema):
+                    original[key] = self.fresh(value, field_schema, field_path)
+                else:
+                    original[key] = self.merge_map(current, value, field_schema, field_path)
+            elif isinstance(current, list) and isinstance(value, list):
+                original[key] = self.merge_list(current, value, field_schema, field_path)
+            else:
+                original[key] = self.fresh(value, field_schema, field_path)
+        return original
+
+    def fresh(self, value: Any, schema: FieldSchema | None, path: str) -> Any:
+        """A patch value that replaces whatever was there, with its directives and nulls resolved."""
+        if isinstance(value, dict):
+            return self.merge_map({}, value, schema, path)
+        if isinstance(value, list):
+            return self.merge_list([], value, schema, path)
+        return value
+
+    def merge_list(
+        self, original: list[Any], patch: list[Any], schema: FieldSchema | None, path: str
+    ) -> list[Any]:
+        """A list field: merged if its patch strategy says so, otherwise replaced by the patch."""
+        if _MERGE in _strategies(schema):
+            assert schema is not None
+            return self.merge_slice(original, patch, schema, path)
+        items = _items(schema)
+        replaced: list[Any] = []
+        for index, element in enumerate(patch):
+            if isinstance(element, dict) and PATCH_DIRECTIVE in element:
+                # In a list that is replaced anyway, "replace" and "merge" change nothing and "delete"
+                # has nothing to delete from: the directive goes, the rest of a "merge" element stays.
+                directive = element[PATCH_DIRECTIVE]
+                if directive not in (_REPLACE, _MERGE, _DELETE):
+                    raise PatchError(f"{path}[{index}]: unknown $patch directive {directive!r} in a list")
+                element = {key: value for key, value in element.items() if key != PATCH_DIRECTIVE}
+                if directive != _MERGE or not element:
+                    continue
+            replaced.append(self.fresh(element, items, f"{path}[{index}]"))
+        return replaced
+
+    def merge_slice(self, original: list[Any], patch: list[Any], schema: FieldSchema, path: str) -> list[Any]:
+        """A list with patch strategy ``merge``: union of primitives, or objects merged by their merge key."""
+        if not original and not patch:
+            return original
+        merge_key = schema.merge_key
+        if _element_kind(original, patch, path) == "scalar":
+            merged = _deduplicate([*original, *patch])
+            key = None
+        else:
+            if not merge_key:
+                raise PatchError(f"{path}: cannot merge a list of objects without a patch merge key")
+            original, patch = self.apply_list_directives(original, patch, merge_key, path)
+            merged = self.merge_by_key(original, patch, merge_key, schema.items(), path)
+            key = merge_key
+        patch_items, server_only = _partition(merged, patch, key)
+        if self.patch_first:
+            return _sorted_by(patch_items, patch, key) + _sorted_by(server_only, original, key)
+        return _normalize_order(patch_items, server_only, patch, original, key)
+
+    def apply_list_directives(
+        self, original: list[Any], patch: list[Any], merge_key: str, path: str
+    ) -> tuple[list[Any], list[Any]]:
+        """Handle ``{"$patch": ...}`` elements: delete matching originals, or replace the whole list.
+
+        Returns the original and the patch to merge next; with ``$patch: replace`` the original is the
+        patch's ordinary elements and nothing is left to merge.
+        """
+        ordinary: list[Any] = []
+        replace = False
+        for index, element in enumerate(patch):
+            if PATCH_DIRECTIVE not in element:
+                ordinary.append(element)
+                continue
+            directive = element[PATCH_DIRECTIVE]
+            if directive == _DELETE:
+                if merge_key not in element:
+                    raise PatchError(f"{path}[{index}]: $patch: delete needs the merge key {merge_key!r}")
+                original = [
+                    kept
+                    for kept in original
+                    if not (isinstance(kept, dict) and json_equal(kept.get(merge_key), element[merge_key]))
+                ]
+            elif directive == _REPLACE:
+                replace = True
+            elif directive == _MERGE:
+                if len(element) > 1:
+                    element = {key: value for key, value in element.items() if key != PATCH_DIRECTIVE}
+                    ordinary.append(element)
+            else:
+                raise PatchError(f"{path}[{index}]: unknown $patch directive {directive!r} in a list")
+        if replace:
+            return [self.merge_map({}, element, None, path) for element in ordinary], []
+        return original, ordinary
+
+    def merge_by_key(
+        self, original: list[Any], patch: list[Any], merge_key: str, items: FieldSchema | None, path: str
+    ) -> list[Any]:
+        """Merge each patch element into the original element with the same merge key, or append it."""
+        merged = list(original)
+        for index, element in enumerate(patch):
+            if merge_key not in element:
+                raise PatchError(f"{path}[{index}]: element has no merge key {merge_key!r}")
+            element_path = f"{path}[{merge_key}={element[merge_key]}]"
+            position = _index_of(merged, element, merge_key)
+            if position >= 0:
+                merged[position] = self.merge_map(merged[position], element, items, element_path)
+            else:
+                merged.append(self.merge_map({}, element, items, element_path))
+        return merged
+
+    def apply_set_element_order(
+        self, original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None, path: str
+    ) -> None:
+        """``$setElementOrder/<field>``: merge that field's patch list, then order it as the directive says.
+
+        Elements named in the directive come in its order; original elements it does not name keep
+        their place relative to the original. The field's patch list is consumed here.
+        """
+        for key in [key for key in patch if key.startswith(SET_ELEMENT_ORDER_PREFIX)]:
+            order = patch.pop(key)
+            field = key.removeprefix(SET_ELEMENT_ORDER_PREFIX)
+            field_path = f"{path}.{field}"
+            if not isinstance(order, list):
+                raise PatchError(f"{path}.{key}: must be a list, got {type(order).__name__}")
+            if field in patch and patch[field] is None:
+                continue  # the field is being deleted; there is nothing to order
+            current = original.get(field)
+            if current is not None and not isinstance(current, list):
+                raise PatchError(
+                    f"{field_path}: $setElementOrder applies to a list, found {type(current).__name__}"
+                )
+            incoming = patch.pop(field, None)
+            if incoming is not None and not isinstance(incoming, list):
+                raise PatchError(
+                    f"{field_path}: $setElementOrder applies to a list, patch has {type(incoming).__name__}"
+                )
+            field_schema = _child(schema, field)
+            merge_key = field_schema.merge_key if field_schema is not None else None
+            if incoming is not None:
+                _check_order(incoming, order, merge_key, field_path)
+            if current is None and incoming is None:
+                continue
+            if incoming is None:
+                merged = list(current or [])
+            else:
+                merged = self.merge_list(current or [], incoming, field_schema, field_path)
+            key_for_order = merge_key if any(isinstance(element, dict) for element in merged) else None
+            named, others = _partition(merged, order, key_for_order)
+            original[field] = _normalize_order(named, others, order, current or [], key_for_order)
 
 
 def _child(schema: FieldSchema | None, name: str) -> FieldSchema | None:
@@ -67,80 +280,6 @@ def _strategies(schema: FieldSchema | None) -> frozenset[str]:
     return frozenset() if schema is None else schema.strategies
 
 
-def _merge_map(
-    original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None, path: str
-) -> dict[str, Any]:
-    """Merge ``patch`` into ``original``; both are private copies and may be consumed."""
-    if PATCH_DIRECTIVE in patch:
-        directive = patch.pop(PATCH_DIRECTIVE)
-        if directive == _REPLACE:
-            return _merge_map({}, patch, schema, path)
-        if directive == _DELETE:
-            return {}
-        if directive != _MERGE:
-            raise PatchError(f"{path or '.'}: unknown $patch directive {directive!r} in a map")
-
-    _apply_retain_keys(original, patch, path)
-    _apply_set_element_order(original, patch, schema, path)
-
-    for key in [key for key in patch if key.startswith(DELETE_FROM_PRIMITIVE_LIST_PREFIX)]:
-        field = key.removeprefix(DELETE_FROM_PRIMITIVE_LIST_PREFIX)
-        to_delete = patch.pop(key)
-        if not isinstance(to_delete, list):
-            raise PatchError(f"{path}.{key}: must be a list, got {type(to_delete).__name__}")
-        current = original.get(field)
-        if isinstance(current, list):
-            original[field] = _delete_from_primitive_list(current, to_delete, f"{path}.{field}")
-
-    for key, value in patch.items():
-        field_path = f"{path}.{key}"
-        field_schema = _child(schema, key)
-        if value is None:
-            original.pop(key, None)
-            continue
-        current = original.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            if _REPLACE in _strategies(field_schema):
-                original[key] = _fresh(value, field_schema, field_path)
-            else:
-                original[key] = _merge_map(current, value, field_schema, field_path)
-        elif isinstance(current, list) and isinstance(value, list):
-            original[key] = _merge_list(current, value, field_schema, field_path)
-        else:
-            original[key] = _fresh(value, field_schema, field_path)
-    return original
-
-
-def _fresh(value: Any, schema: FieldSchema | None, path: str) -> Any:
-    """A patch value that replaces whatever was there, with its directives and nulls resolved."""
-    if isinstance(value, dict):
-        return _merge_map({}, value, schema, path)
-    if isinstance(value, list):
-        return _merge_list([], value, schema, path)
-    return value
-
-
-def _merge_list(original: list[Any], patch: list[Any], schema: FieldSchema | None, path: str) -> list[Any]:
-    """A list field: merged if its patch strategy says so, otherwise replaced by the patch."""
-    if _MERGE in _strategies(schema):
-        assert schema is not None
-        return _merge_slice(original, patch, schema, path)
-    items = _items(schema)
-    replaced: list[Any] = []
-    for index, element in enumerate(patch):
-        if isinstance(element, dict) and PATCH_DIRECTIVE in element:
-            # In a list that is replaced anyway, "replace" and "merge" change nothing and "delete"
-            # has nothing to delete from: the directive goes, the rest of a "merge" element stays.
-            directive = element[PATCH_DIRECTIVE]
-            if directive not in (_REPLACE, _MERGE, _DELETE):
-                raise PatchError(f"{path}[{index}]: unknown $patch directive {directive!r} in a list")
-            element = {key: value for key, value in element.items() if key != PATCH_DIRECTIVE}
-            if directive != _MERGE or not element:
-                continue
-        replaced.append(_fresh(element, items, f"{path}[{index}]"))
-    return replaced
-
-
 def _element_kind(original: list[Any], patch: list[Any], path: str) -> str:
     """``map`` if the elements are objects, ``scalar`` if they are primitives; mixed lists are errors."""
     kinds = set()
@@ -151,77 +290,6 @@ def _element_kind(original: list[Any], patch: list[Any], path: str) -> str:
     if len(kinds) > 1:
         raise PatchError(f"{path}: cannot merge a list that mixes objects and primitives")
     return kinds.pop() if kinds else "scalar"
-
-
-def _merge_slice(original: list[Any], patch: list[Any], schema: FieldSchema, path: str) -> list[Any]:
-    """A list with patch strategy ``merge``: union of primitives, or objects merged by their merge key."""
-    if not original and not patch:
-        return original
-    merge_key = schema.merge_key
-    if _element_kind(original, patch, path) == "scalar":
-        merged = _deduplicate([*original, *patch])
-        key = None
-    else:
-        if not merge_key:
-            raise PatchError(f"{path}: cannot merge a list of objects without a patch merge key")
-        original, patch = _apply_list_directives(original, patch, merge_key, path)
-        merged = _merge_by_key(original, patch, merge_key, schema.items(), path)
-        key = merge_key
-    patch_items, server_only = _partition(merged, patch, key)
-    return _normalize_order(patch_items, server_only, patch, original, key)
-
-
-def _apply_list_directives(
-    original: list[Any], patch: list[Any], merge_key: str, path: str
-) -> tuple[list[Any], list[Any]]:
-    """Handle ``{"$patch": ...}`` elements: delete matching originals, or replace the whole list.
-
-    Returns the original and the patch to merge next; with ``$patch: replace`` the original is the
-    patch's ordinary elements and nothing is left to merge.
-    """
-    ordinary: list[Any] = []
-    replace = False
-    for index, element in enumerate(patch):
-        if PATCH_DIRECTIVE not in element:
-            ordinary.append(element)
-            continue
-        directive = element[PATCH_DIRECTIVE]
-        if directive == _DELETE:
-            if merge_key not in element:
-                raise PatchError(f"{path}[{index}]: $patch: delete needs the merge key {merge_key!r}")
-            original = [
-                kept
-                for kept in original
-                if not (isinstance(kept, dict) and json_equal(kept.get(merge_key), element[merge_key]))
-            ]
-        elif directive == _REPLACE:
-            replace = True
-        elif directive == _MERGE:
-            if len(element) > 1:
-                element = {key: value for key, value in element.items() if key != PATCH_DIRECTIVE}
-                ordinary.append(element)
-        else:
-            raise PatchError(f"{path}[{index}]: unknown $patch directive {directive!r} in a list")
-    if replace:
-        return [_merge_map({}, element, None, path) for element in ordinary], []
-    return original, ordinary
-
-
-def _merge_by_key(
-    original: list[Any], patch: list[Any], merge_key: str, items: FieldSchema | None, path: str
-) -> list[Any]:
-    """Merge each patch element into the original element with the same merge key, or append it."""
-    merged = list(original)
-    for index, element in enumerate(patch):
-        if merge_key not in element:
-            raise PatchError(f"{path}[{index}]: element has no merge key {merge_key!r}")
-        element_path = f"{path}[{merge_key}={element[merge_key]}]"
-        position = _index_of(merged, element, merge_key)
-        if position >= 0:
-            merged[position] = _merge_map(merged[position], element, items, element_path)
-        else:
-            merged.append(_merge_map({}, element, items, element_path))
-    return merged
 
 
 def _delete_from_primitive_list(original: list[Any], to_delete: list[Any], path: str) -> list[Any]:
@@ -320,47 +388,6 @@ def _apply_retain_keys(original: dict[str, Any], patch: dict[str, Any], path: st
             raise PatchError(f"{path}.{RETAIN_KEYS_DIRECTIVE}: patch sets {key!r} but does not retain it")
     for key in [key for key in original if key not in kept]:
         del original[key]
-
-
-def _apply_set_element_order(
-    original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None, path: str
-) -> None:
-    """``$setElementOrder/<field>``: merge that field's patch list, then order it as the directive says.
-
-    Elements named in the directive come in its order; original elements it does not name keep
-    their place relative to the original. The field's patch list is consumed here.
-    """
-    for key in [key for key in patch if key.startswith(SET_ELEMENT_ORDER_PREFIX)]:
-        order = patch.pop(key)
-        field = key.removeprefix(SET_ELEMENT_ORDER_PREFIX)
-        field_path = f"{path}.{field}"
-        if not isinstance(order, list):
-            raise PatchError(f"{path}.{key}: must be a list, got {type(order).__name__}")
-        if field in patch and patch[field] is None:
-            continue  # the field is being deleted; there is nothing to order
-        current = original.get(field)
-        if current is not None and not isinstance(current, list):
-            raise PatchError(
-                f"{field_path}: $setElementOrder applies to a list, found {type(current).__name__}"
-            )
-        incoming = patch.pop(field, None)
-        if incoming is not None and not isinstance(incoming, list):
-            raise PatchError(
-                f"{field_path}: $setElementOrder applies to a list, patch has {type(incoming).__name__}"
-            )
-        field_schema = _child(schema, field)
-        merge_key = field_schema.merge_key if field_schema is not None else None
-        if incoming is not None:
-            _check_order(incoming, order, merge_key, field_path)
-        if current is None and incoming is None:
-            continue
-        if incoming is None:
-            merged = list(current or [])
-        else:
-            merged = _merge_list(current or [], incoming, field_schema, field_path)
-        key_for_order = merge_key if any(isinstance(element, dict) for element in merged) else None
-        named, others = _partition(merged, order, key_for_order)
-        original[field] = _normalize_order(named, others, order, current or [], key_for_order)
 
 
 def _check_order(incoming: list[Any], order: list[Any], merge_key: str | None, path: str) -> None:

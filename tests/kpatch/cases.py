@@ -2,12 +2,14 @@
 
 Every expected result here was checked against ``kubectl patch --local --type strategic`` (kubectl
 v1.32, which runs k8s.io/apimachinery's strategicpatch on the raw JSON) — except the few cases
-marked ``kubectl_differs``, where this library is deliberately more lenient (see strategic.py).
+marked ``kubectl_differs``, where this library is deliberately more lenient (see strategic.py) —
+and the ``style="kustomize"`` results against ``kubectl kustomize`` (kustomize v5.5.0), except
+those marked ``kustomize_differs``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,7 +23,11 @@ class Case:
     error: str = ""
     """A fragment of the PatchError message when the patch must fail."""
     kubectl_differs: bool = False
-    notes: list[str] = field(default_factory=list)
+    """This library is deliberately more lenient than kubectl here."""
+    kustomize_expected: dict[str, Any] | None = None
+    """The result with ``style="kustomize"`` when it differs from ``expected``."""
+    kustomize_differs: bool = False
+    """kustomize itself does something this library does not imitate (it leaks directives, say)."""
 
 
 def container(name: str, **fields: Any) -> dict[str, Any]:
@@ -89,6 +95,7 @@ CASES: list[Case] = [
         deployment({"containers": [A]}, strategy={"rollingUpdate": {"maxSurge": "30%"}}),
         {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}},
         deployment({"containers": [A]}, strategy={"type": "Recreate"}),
+        kustomize_differs=True,
     ),
     # --- lists merged by key ------------------------------------------------------------------
     Case(
@@ -96,24 +103,28 @@ CASES: list[Case] = [
         pod({"containers": [A, B]}),
         pod_spec_patch(containers=[{"name": "b", "image": "b:2"}]),
         pod({"containers": [A, container("b", image="b:2")]}),
+        kustomize_expected=pod({"containers": [container("b", image="b:2"), A]}),
     ),
     Case(
         "containers: named elements take the patch order, an unnamed one keeps its lead",
         pod({"containers": [A, B, C]}),
         pod_spec_patch(containers=[C, A]),
         pod({"containers": [B, C, A]}),
+        kustomize_expected=pod({"containers": [C, A, B]}),
     ),
     Case(
         "containers: new element before a known one",
         pod({"containers": [A, B, C]}),
         pod_spec_patch(containers=[D, B]),
         pod({"containers": [D, A, B, C]}),
+        kustomize_expected=pod({"containers": [D, B, A, C]}),
     ),
     Case(
         "containers: known element before a new one",
         pod({"containers": [A, B, C]}),
         pod_spec_patch(containers=[B, D]),
         pod({"containers": [A, B, D, C]}),
+        kustomize_expected=pod({"containers": [B, D, A, C]}),
     ),
     Case(
         "ports merge by containerPort",
@@ -129,6 +140,13 @@ CASES: list[Case] = [
             {
                 "containers": [
                     container("a", ports=[{"containerPort": 80}, {"containerPort": 443, "name": "https"}])
+                ]
+            }
+        ),
+        kustomize_expected=pod(
+            {
+                "containers": [
+                    container("a", ports=[{"containerPort": 443, "name": "https"}, {"containerPort": 80}])
                 ]
             }
         ),
@@ -167,6 +185,20 @@ CASES: list[Case] = [
                 ]
             }
         ),
+        kustomize_expected=pod(
+            {
+                "containers": [
+                    container(
+                        "a",
+                        env=[
+                            {"name": "Y", "value": "3"},
+                            {"name": "Z", "value": "4"},
+                            {"name": "X", "value": "1"},
+                        ],
+                    )
+                ]
+            }
+        ),
     ),
     Case(
         "null inside a keyed element deletes that field",
@@ -193,6 +225,7 @@ CASES: list[Case] = [
                 ],
             }
         ),
+        kustomize_differs=True,
     ),
     Case(
         "envFrom is atomic and replaced",
@@ -237,6 +270,7 @@ CASES: list[Case] = [
         pod({"containers": [A]}, labels={"a": "1"}),
         {"metadata": {"labels": ["x"]}},
         pod({"containers": [A]}, labels=["x"]),
+        kustomize_differs=True,
     ),
     # --- $patch directives --------------------------------------------------------------------
     Case(
@@ -250,6 +284,7 @@ CASES: list[Case] = [
         pod({"containers": [A, B, C]}),
         pod_spec_patch(containers=[{"name": "b", "$patch": "delete"}, {"name": "c", "image": "c:2"}]),
         pod({"containers": [A, container("c", image="c:2")]}),
+        kustomize_expected=pod({"containers": [container("c", image="c:2"), A]}),
     ),
     Case(
         "$patch: replace in a list replaces it with the other elements",
@@ -268,6 +303,7 @@ CASES: list[Case] = [
         pod({"containers": [A]}, labels={"a": "1"}),
         {"metadata": {"labels": {"$patch": "delete"}}},
         pod({"containers": [A]}, labels={}),
+        kustomize_expected=pod({"containers": [A]}),
     ),
     Case(
         "$patch: merge on a map is the default merge",
@@ -290,6 +326,7 @@ CASES: list[Case] = [
             volumes=[{"name": "v", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]
         ),
         pod({"containers": [A], "volumes": [{"name": "v", "hostPath": {"path": "/x"}}]}),
+        kustomize_differs=True,
     ),
     # --- $setElementOrder and $deleteFromPrimitiveList ----------------------------------------
     Case(
@@ -300,12 +337,14 @@ CASES: list[Case] = [
             containers=[{"name": "b", "image": "b:2"}],
         ),
         pod({"containers": [C, container("b", image="b:2"), A]}),
+        kustomize_differs=True,
     ),
     Case(
         "$setElementOrder: an unnamed element keeps its lead over later named ones",
         pod({"containers": [A, B, C]}),
         pod_spec_patch(**{"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}]}),
         pod({"containers": [B, C, A]}),
+        kustomize_differs=True,
     ),
     Case(
         "$setElementOrder places a new element",
@@ -315,18 +354,21 @@ CASES: list[Case] = [
             containers=[container("n")],
         ),
         pod({"containers": [A, container("n"), B]}),
+        kustomize_differs=True,
     ),
     Case(
         "$setElementOrder on a primitive list",
         pod({"containers": [A]}, finalizers=["x", "y", "z"]),
         {"metadata": {"$setElementOrder/finalizers": ["z", "x", "y"]}},
         pod({"containers": [A]}, finalizers=["z", "x", "y"]),
+        kustomize_differs=True,
     ),
     Case(
         "$deleteFromPrimitiveList removes values, the list still merges",
         pod({"containers": [A]}, finalizers=["x", "y", "z"]),
         {"metadata": {"$deleteFromPrimitiveList/finalizers": ["y"], "finalizers": ["w"]}},
         pod({"containers": [A]}, finalizers=["w", "x", "z"]),
+        kustomize_differs=True,
     ),
     Case(
         "$deleteFromPrimitiveList with $setElementOrder, as kubectl apply sends it",
@@ -338,6 +380,7 @@ CASES: list[Case] = [
             }
         },
         pod({"containers": [A]}, finalizers=["c", "a"]),
+        kustomize_differs=True,
     ),
     # --- errors -------------------------------------------------------------------------------
     Case(
@@ -345,12 +388,14 @@ CASES: list[Case] = [
         pod({"containers": [A], "volumes": [{"name": "v", "emptyDir": {}}]}),
         pod_spec_patch(volumes=[{"name": "v", "$retainKeys": ["hostPath"], "hostPath": {"path": "/x"}}]),
         error="does not retain it",
+        kustomize_differs=True,
     ),
     Case(
         "error: patch order contradicts $setElementOrder",
         pod({"containers": [A, B]}),
         pod_spec_patch(**{"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}]}, containers=[B, A]),
         error="$setElementOrder",
+        kustomize_differs=True,
     ),
     Case(
         "error: unknown $patch in a map",
@@ -369,6 +414,7 @@ CASES: list[Case] = [
         pod({"containers": [A]}),
         pod_spec_patch(containers=[{"image": "x"}]),
         error="no merge key 'name'",
+        kustomize_differs=True,
     ),
     Case(
         "error: $patch: delete without the merge key",

@@ -1,7 +1,8 @@
-"""The strategic-merge cases, replayed through ``kubectl patch --local`` when kubectl is installed.
+"""The strategic-merge cases, replayed through kubectl when it is installed.
 
-kubectl runs k8s.io/apimachinery's strategicpatch on the raw JSON, so this pins the library to the
-reference implementation. It is optional: skipped on machines without kubectl.
+``kubectl patch --local`` runs k8s.io/apimachinery's strategicpatch on the raw JSON and
+``kubectl kustomize`` runs kustomize's own merge, so this pins both styles of the library to the
+reference implementations. It is optional: skipped on machines without kubectl.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.kpatch.cases import CASES, Case
 
@@ -52,6 +54,45 @@ def kubectl_patch(tmp_path: Path, original: dict[str, Any], patch: dict[str, Any
     return result
 
 
+KUSTOMIZE_CASES = [c for c in CASES if c.expected is not None and not c.kustomize_differs]
+
+
+@pytest.fixture(scope="module")
+def kustomize_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every kustomize-style case built by one ``kubectl kustomize`` run, keyed by case id.
+
+    Each case's object is renamed ``case-<n>`` so that one kustomization can hold them all (a
+    strategic-merge patch finds its target by kind and name); the name is restored afterwards.
+    """
+    assert KUBECTL is not None
+    directory = tmp_path_factory.mktemp("kustomize")
+    objects, patches = [], []
+    for number, case in enumerate(KUSTOMIZE_CASES):
+        name = f"case-{number}"
+        objects.append({**case.original, "metadata": {**case.original["metadata"], "name": name}})
+        target = {"apiVersion": case.original["apiVersion"], "kind": case.original["kind"]}
+        patches.append({**target, **case.patch, "metadata": {**case.patch.get("metadata", {}), "name": name}})
+    (directory / "objects.yaml").write_text(yaml.safe_dump_all(objects))
+    (directory / "patches.yaml").write_text(yaml.safe_dump_all(patches))
+    (directory / "kustomization.yaml").write_text(
+        "resources: [objects.yaml]\npatches: [{path: patches.yaml}]\n"
+    )
+    completed = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KUBECONFIG": os.devnull},
+        check=True,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for built in yaml.safe_load_all(completed.stdout):
+        case = KUSTOMIZE_CASES[int(built["metadata"]["name"].removeprefix("case-"))]
+        built["metadata"]["name"] = case.original["metadata"]["name"]
+        results[case.id] = built
+    return results
+
+
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 @pytest.mark.parametrize("case", [c for c in CASES if not c.kubectl_differs], ids=lambda c: c.id)
 def test_kubectl_agrees(tmp_path: Path, case: Case) -> None:
@@ -60,3 +101,9 @@ def test_kubectl_agrees(tmp_path: Path, case: Case) -> None:
         assert isinstance(result, str), f"kubectl accepted a patch expected to fail: {result}"
     else:
         assert result == case.expected
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("case", KUSTOMIZE_CASES, ids=lambda c: c.id)
+def test_kustomize_agrees(kustomize_results: dict[str, dict[str, Any]], case: Case) -> None:
+    assert kustomize_results[case.id] == (case.kustomize_expected or case.expected)

@@ -6,14 +6,16 @@ from typing import Any
 import pytest
 
 from libs.kpatch import PatchError, generic_object_schema, schema_for, strategic_merge_patch
+from libs.kpatch.strategic import Style
 from tests.kpatch.cases import CASES, Case, container, pod
 
 pytestmark = pytest.mark.unit
 
 
-def apply(case: Case) -> dict[str, Any]:
+def apply(case: Case, style: Style = "apimachinery") -> dict[str, Any]:
     original = case.original
-    return strategic_merge_patch(original, case.patch, schema_for(original["apiVersion"], original["kind"]))
+    schema = schema_for(original["apiVersion"], original["kind"])
+    return strategic_merge_patch(original, case.patch, schema, style=style)
 
 
 def directive_keys(value: Any) -> list[str]:
@@ -36,11 +38,24 @@ def test_strategic_merge_patch(case: Case) -> None:
     assert (case.original, case.patch) == (original, patch), "inputs must not be modified"
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.expected is not None], ids=lambda c: c.id)
+def test_kustomize_style(case: Case) -> None:
+    result = apply(case, style="kustomize")
+    assert result == (case.kustomize_expected or case.expected)
+    assert directive_keys(result) == []
+
+
+@pytest.mark.parametrize("style", ["apimachinery", "kustomize"])
 @pytest.mark.parametrize("case", [c for c in CASES if c.expected is None], ids=lambda c: c.id)
-def test_strategic_merge_patch_errors(case: Case) -> None:
+def test_strategic_merge_patch_errors(case: Case, style: Style) -> None:
     with pytest.raises(PatchError) as raised:
-        apply(case)
+        apply(case, style)
     assert case.error in str(raised.value)
+
+
+def test_unknown_style() -> None:
+    with pytest.raises(PatchError, match="unknown style 'yaml'"):
+        strategic_merge_patch({}, {}, None, style="yaml")  # type: ignore[arg-type]
 
 
 def test_result_shares_nothing_with_the_inputs() -> None:
