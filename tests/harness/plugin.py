@@ -7,7 +7,9 @@ Fixtures (all servers are started lazily, the first time a test asks, on free lo
 - ``git_server`` (session): :class:`tests.harness.git_fixtures.GitServer` — bare repos over
   ``file://`` and a real sshd (``.ssh``).
 - ``registry`` / ``registry_auth`` (session): docker-registry, anonymous / htpasswd.
-- ``kube_emulator`` (session): the Kubernetes API emulator in a background thread.
+- ``kube_emulator`` (session): the Kubernetes API emulator in a background thread — ``.url``,
+  ``.kubeconfig``, ``.emulator``; ``kube_cluster``: a real cluster when ``SLUICE_TEST_KUBECONFIG``
+  is set, else the emulator.
 - ``s3_server`` (session): from :mod:`tests.harness.s3`.
 
 Hygiene (autouse, every test): a test that leaves a child process running or an asyncio task
@@ -21,6 +23,7 @@ pytest_plugins = [
     "tests.harness.nats_fixtures",
     "tests.harness.git_fixtures",
     "tests.harness.registry_fixtures",
+    "tests.harness.kube_fixtures",
 ]
 # Written by another engineer; picked up as soon as it exists.
 if importlib.util.find_spec("tests.harness.s3") is not None:
