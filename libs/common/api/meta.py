@@ -107,6 +107,15 @@ JSONObject = Annotated[
 IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
 
 
+def cel_rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    """``json_schema_extra`` carrying CEL validation rules (``x-kubernetes-validations``) for the CRD."""
+    return {"x-kubernetes-validations": [{"message": message, "rule": rule} for rule, message in rules]}
+
+
+#: CRD annotation Flux sets on kinds whose specs may contain `${...}` text of their own.
+SUBSTITUTE_DISABLED: dict[str, str] = {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}
+
+
 def now_rfc3339() -> str:
     """The current time, formatted like `metav1.Time` (seconds precision, UTC, `Z`)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -168,6 +177,19 @@ class DependencyReference(FluxModel):
 
 class KubeConfigReference(FluxModel):
     """Where to find a kubeconfig for a remote cluster: a Secret key or a ConfigMap (cloud provider)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "has(self.configMapRef) || has(self.secretRef)",
+                "exactly one of secretRef or configMapRef must be set",
+            ),
+            (
+                "!has(self.configMapRef) || !has(self.secretRef)",
+                "exactly one of secretRef or configMapRef must be set",
+            ),
+        )
+    )
 
     secret_ref: SecretKeyReference | None = None
     config_map_ref: LocalObjectReference | None = None

@@ -209,3 +209,30 @@ def test_committed_crd_files_are_up_to_date() -> None:
     rendered = render_crd_files()
     on_disk = {path.name: path.read_text(encoding="utf-8") for path in directory.glob("*.yaml")}
     assert on_disk == rendered, "deploy/k8s/crds drifted: run `python -m libs.common.api.crd`"
+
+
+def test_cross_field_rules_are_carried_as_cel_validations(crds: list[dict[str, Any]]) -> None:
+    git = _schema(crds, "source.toolkit.fluxcd.io/v1", "GitRepository")["properties"]["spec"]
+    (rule,) = git["x-kubernetes-validations"]
+    assert rule["message"] == "serviceAccountName can only be set when provider is 'azure' or 'aws'"
+    bucket = _schema(crds, "source.toolkit.fluxcd.io/v1", "Bucket")["properties"]["spec"]
+    assert len(bucket["x-kubernetes-validations"]) == 7
+    hr = _schema(crds, "helm.toolkit.fluxcd.io/v2", "HelmRelease")["properties"]["spec"]
+    assert hr["x-kubernetes-validations"][0]["message"] == "either chart or chartRef must be set"
+    assert "x-kubernetes-validations" in hr["properties"]["kubeConfig"]
+    for version in ("v1", "v1beta2"):
+        policy = _schema(crds, f"image.toolkit.fluxcd.io/{version}", "ImagePolicy")["properties"]["spec"]
+        assert len(policy["x-kubernetes-validations"]) == 2
+
+
+def test_crds_carry_flux_annotations() -> None:
+    by_name = {crd["metadata"]["name"]: crd for crd in crd_documents()}
+    for name in (
+        "gitrepositories.source.toolkit.fluxcd.io",
+        "ocirepositories.source.toolkit.fluxcd.io",
+        "helmrepositories.source.toolkit.fluxcd.io",
+        "imageupdateautomations.image.toolkit.fluxcd.io",
+    ):
+        assert by_name[name]["metadata"]["annotations"] == {
+            "kustomize.toolkit.fluxcd.io/substitute": "disabled"
+        }

@@ -183,7 +183,7 @@ def _problems(doc: dict[str, Any]) -> str:
             "GitRepository",
             None,
             {"serviceAccountName": "sa"},
-            "GitRepository/flux-system/flux-system: spec.serviceAccountName: can only be used with the 'azure' or 'aws' provider",
+            "GitRepository/flux-system/flux-system: spec.serviceAccountName: can only be set when provider is 'azure' or 'aws'",
         ),
         (
             "GitRepository",
@@ -361,3 +361,41 @@ def test_image_policy_versions_have_their_own_status_fields() -> None:
     )
     assert beta.status.latest_image == "ghcr.io/x:1.2.3"
     assert beta.to_k8s()["status"]["observedPreviousImage"] == "ghcr.io/x:1.2.2"
+
+
+def test_bucket_rejects_secret_ref_with_service_account() -> None:
+    doc = manifest("Bucket")
+    doc["spec"].update(provider="aws", serviceAccountName="reader")
+    assert (
+        "spec.serviceAccountName: cannot set both .spec.secretRef and .spec.serviceAccountName"
+        in _problems(doc)
+    )
+    del doc["spec"]["secretRef"]
+    assert validate_object(doc).to_k8s()["spec"]["serviceAccountName"] == "reader"
+
+
+def test_kubeconfig_needs_exactly_one_reference() -> None:
+    doc = manifest("Kustomization")
+    doc["spec"]["kubeConfig"] = {}
+    assert "spec.kubeConfig.secretRef: exactly one of secretRef or configMapRef must be set" in _problems(doc)
+    doc["spec"]["kubeConfig"] = {"secretRef": {"name": "remote", "key": "value.yaml"}}
+    assert validate_object(doc).to_k8s()["spec"]["kubeConfig"] == {
+        "secretRef": {"name": "remote", "key": "value.yaml"}
+    }
+
+
+def test_generic_oidc_receiver_needs_oidc_providers_and_no_secret() -> None:
+    doc = manifest("Receiver")
+    doc["spec"]["type"] = "generic-oidc"
+    assert "spec.secretRef: must not be set for the 'generic-oidc' receiver type" in _problems(doc)
+    del doc["spec"]["secretRef"]
+    assert "spec.oidcProviders: is required for the 'generic-oidc' receiver type" in _problems(doc)
+    doc["spec"]["oidcProviders"] = [{"issuerURL": "https://token.actions.githubusercontent.com"}]
+    receiver = validate_object(doc)
+    assert isinstance(receiver, Receiver)
+    assert receiver.spec.oidc_providers is not None
+    assert receiver.spec.oidc_providers[0].audience == "notification-controller"
+    assert (
+        receiver.to_k8s()["spec"]["oidcProviders"][0]["issuerURL"]
+        == "https://token.actions.githubusercontent.com"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from libs.common.api.duration import parse_duration
 from libs.common.api.kustomize.types import CommonMetadata, CustomHealthCheck, IgnoreRule, Image, Patch
@@ -26,6 +26,7 @@ from libs.common.api.meta import (
     PrinterColumn,
     ResourceInventory,
     Time,
+    cel_rules,
     rule_error,
 )
 from libs.common.api.source.ocirepository import OIDCIdentityMatch
@@ -214,6 +215,15 @@ class WaitStrategy(FluxModel):
 
 
 class HelmReleaseSpec(FluxModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "(has(self.chart) && !has(self.chartRef)) || (!has(self.chart) && has(self.chartRef))",
+                "either chart or chartRef must be set",
+            )
+        )
+    )
+
     chart: HelmChartTemplate | None = None
     chart_ref: CrossNamespaceSourceReference | None = None
     interval: Duration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from libs.common.api.duration import parse_duration
 from libs.common.api.image.imagerepository import IMAGE_GROUP
@@ -19,6 +19,7 @@ from libs.common.api.meta import (
     FluxStatus,
     NamespacedObjectReference,
     PrinterColumn,
+    cel_rules,
     column,
     rule_error,
 )
@@ -69,6 +70,19 @@ class ImageRef(FluxModel):
 
 
 class ImagePolicySpec(FluxModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.interval) || (has(self.digestReflectionPolicy) && self.digestReflectionPolicy == 'Always')",
+                "spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always'",
+            ),
+            (
+                "has(self.interval) || !has(self.digestReflectionPolicy) || self.digestReflectionPolicy != 'Always'",
+                "spec.interval must be set when spec.digestReflectionPolicy is set to 'Always'",
+            ),
+        )
+    )
+
     image_repository_ref: NamespacedObjectReference
     policy: ImagePolicyChoice
     filter_tags: TagFilter | None = None

@@ -13,6 +13,7 @@ from libs.common.api.meta import (
     CATEGORY_IMAGES,
     READY_COLUMN,
     STATUS_COLUMN,
+    SUBSTITUTE_DISABLED,
     Duration,
     FluxModel,
     FluxObject,
@@ -120,7 +121,7 @@ class ImageUpdateAutomation(FluxObject):
     SINGULAR: ClassVar[str] = "imageupdateautomation"
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("iua", "imgupd", "imgauto")
     CATEGORIES: ClassVar[tuple[str, ...]] = CATEGORY_IMAGES
-    CRD_ANNOTATIONS: ClassVar[dict[str, str]] = {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}
+    CRD_ANNOTATIONS: ClassVar[dict[str, str]] = SUBSTITUTE_DISABLED
     PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
         READY_COLUMN,
         STATUS_COLUMN,

@@ -51,7 +51,7 @@ class SubstituteReference(FluxModel):
     """A ConfigMap or Secret whose data are variables for post-build substitution."""
 
     kind: Literal["Secret", "ConfigMap"]
-    name: str
+    name: str = Field(min_length=1, max_length=253)
     optional: bool = False
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Self, get_args
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from libs.common.api.meta import (
     AGE_COLUMN,
@@ -15,6 +15,7 @@ from libs.common.api.meta import (
     LocalObjectReference,
     PrinterColumn,
     Timeout,
+    cel_rules,
     rule_error,
 )
 
@@ -72,6 +73,15 @@ PROVIDER_TYPES: tuple[str, ...] = get_args(ProviderType)
 
 
 class ProviderSpec(FluxModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.commitStatusExpr) || self.type in ['github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops']",
+                "spec.commitStatusExpr is only supported for the git commit status provider types",
+            )
+        )
+    )
+
     type: ProviderType
     interval: Duration | None = None
     """Deprecated and unused."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from libs.common.api.meta import (
     AGE_COLUMN,
@@ -17,6 +17,7 @@ from libs.common.api.meta import (
     FluxStatus,
     LocalObjectReference,
     PrinterColumn,
+    cel_rules,
     rule_error,
 )
 from libs.common.api.notification.alert import EventSourceKind
@@ -72,6 +73,23 @@ class OIDCProvider(FluxModel):
 
 
 class ReceiverSpec(FluxModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "self.type == 'generic-oidc' || has(self.secretRef)",
+                "spec.secretRef is required unless the receiver type is 'generic-oidc'",
+            ),
+            (
+                "self.type != 'generic-oidc' || (!has(self.secretRef) && has(self.oidcProviders))",
+                "the 'generic-oidc' receiver type needs spec.oidcProviders and no spec.secretRef",
+            ),
+            (
+                "self.type == 'generic-oidc' || !has(self.oidcProviders)",
+                "spec.oidcProviders is only supported for the 'generic-oidc' receiver type",
+            ),
+        )
+    )
+
     type: ReceiverType
     interval: Duration = "10m"
     """How often the token Secret is re-read."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from libs.common.api.meta import (
     AGE_COLUMN,
@@ -19,6 +19,7 @@ from libs.common.api.meta import (
     LocalObjectReference,
     PrinterColumn,
     Timeout,
+    cel_rules,
     column,
     rule_error,
 )
@@ -35,6 +36,39 @@ class BucketSTSSpec(FluxModel):
 
 
 class BucketSpec(FluxModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "self.provider == 'aws' || self.provider == 'generic' || !has(self.sts)",
+                "STS configuration is only supported for the 'aws' and 'generic' Bucket providers",
+            ),
+            (
+                "self.provider != 'aws' || !has(self.sts) || self.sts.provider == 'aws'",
+                "'aws' is the only supported STS provider for the 'aws' Bucket provider",
+            ),
+            (
+                "self.provider != 'generic' || !has(self.sts) || self.sts.provider == 'ldap'",
+                "'ldap' is the only supported STS provider for the 'generic' Bucket provider",
+            ),
+            (
+                "!has(self.sts) || self.sts.provider != 'aws' || !has(self.sts.secretRef)",
+                "spec.sts.secretRef is not required for the 'aws' STS provider",
+            ),
+            (
+                "!has(self.sts) || self.sts.provider != 'aws' || !has(self.sts.certSecretRef)",
+                "spec.sts.certSecretRef is not required for the 'aws' STS provider",
+            ),
+            (
+                "self.provider != 'generic' || !has(self.serviceAccountName)",
+                "ServiceAccountName is not supported for the 'generic' Bucket provider",
+            ),
+            (
+                "!has(self.secretRef) || !has(self.serviceAccountName)",
+                "cannot set both .spec.secretRef and .spec.serviceAccountName",
+            ),
+        )
+    )
+
     provider: Literal["generic", "aws", "gcp", "azure"] = "generic"
     bucket_name: str
     endpoint: str
@@ -73,8 +107,12 @@ class BucketSpec(FluxModel):
                 raise rule_error("sts.secretRef", "is not required for the 'aws' STS provider")
             if sts.provider == "aws" and sts.cert_secret_ref is not None:
                 raise rule_error("sts.certSecretRef", "is not required for the 'aws' STS provider")
-        if self.service_account_name and self.provider not in ("gcp", "aws", "azure"):
+        if self.service_account_name and self.provider == "generic":
             raise rule_error("serviceAccountName", "is not supported for the 'generic' Bucket provider")
+        if self.service_account_name and self.secret_ref is not None:
+            raise rule_error(
+                "serviceAccountName", "cannot set both .spec.secretRef and .spec.serviceAccountName"
+            )
         return self
 
 

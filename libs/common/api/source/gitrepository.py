@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from libs.common.api.meta import (
     AGE_COLUMN,
     CATEGORY_SOURCES,
     READY_COLUMN,
     STATUS_COLUMN,
+    SUBSTITUTE_DISABLED,
     Artifact,
     Duration,
     FluxModel,
@@ -19,6 +20,7 @@ from libs.common.api.meta import (
     LocalObjectReference,
     PrinterColumn,
     Timeout,
+    cel_rules,
     column,
     rule_error,
 )
@@ -56,6 +58,15 @@ class GitRepositoryInclude(FluxModel):
 
 
 class GitRepositorySpec(FluxModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.serviceAccountName) || (has(self.provider) && (self.provider == 'azure' || self.provider == 'aws'))",
+                "serviceAccountName can only be set when provider is 'azure' or 'aws'",
+            )
+        )
+    )
+
     url: str = Field(pattern=r"^(http|https|ssh)://.*$")
     secret_ref: LocalObjectReference | None = None
     provider: Literal["generic", "aws", "azure", "github"] = "generic"
@@ -76,7 +87,7 @@ class GitRepositorySpec(FluxModel):
     @model_validator(mode="after")
     def _service_account_needs_provider(self) -> Self:
         if self.service_account_name and self.provider not in ("azure", "aws"):
-            raise rule_error("serviceAccountName", "can only be used with the 'azure' or 'aws' provider")
+            raise rule_error("serviceAccountName", "can only be set when provider is 'azure' or 'aws'")
         return self
 
 
@@ -100,6 +111,7 @@ class GitRepository(FluxObject):
     SINGULAR: ClassVar[str] = "gitrepository"
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("gitrepo",)
     CATEGORIES: ClassVar[tuple[str, ...]] = CATEGORY_SOURCES
+    CRD_ANNOTATIONS: ClassVar[dict[str, str]] = SUBSTITUTE_DISABLED
     PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
         column("URL", ".spec.url"),
         AGE_COLUMN,

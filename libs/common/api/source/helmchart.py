@@ -42,6 +42,8 @@ class HelmChartSpec(FluxModel):
     reconcile_strategy: Literal["ChartVersion", "Revision"] = "ChartVersion"
     """`Revision` makes a new artifact on every source revision (Git/Bucket)."""
     values_files: list[str] | None = None
+    values_file: str | None = None
+    """Deprecated: merged before `valuesFiles`."""
     ignore_missing_values_files: bool | None = None
     suspend: bool | None = None
     access_from: AccessFrom | None = None

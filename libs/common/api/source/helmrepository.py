@@ -11,6 +11,7 @@ from libs.common.api.meta import (
     CATEGORY_SOURCES,
     READY_COLUMN,
     STATUS_COLUMN,
+    SUBSTITUTE_DISABLED,
     AccessFrom,
     Artifact,
     Duration,
@@ -58,6 +59,7 @@ class HelmRepository(FluxObject):
     SINGULAR: ClassVar[str] = "helmrepository"
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("helmrepo",)
     CATEGORIES: ClassVar[tuple[str, ...]] = CATEGORY_SOURCES
+    CRD_ANNOTATIONS: ClassVar[dict[str, str]] = SUBSTITUTE_DISABLED
     PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
         column("URL", ".spec.url"),
         AGE_COLUMN,

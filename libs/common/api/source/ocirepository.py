@@ -11,6 +11,7 @@ from libs.common.api.meta import (
     CATEGORY_SOURCES,
     READY_COLUMN,
     STATUS_COLUMN,
+    SUBSTITUTE_DISABLED,
     Artifact,
     Duration,
     FluxModel,
@@ -93,6 +94,7 @@ class OCIRepository(FluxObject):
     SINGULAR: ClassVar[str] = "ocirepository"
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ocirepo",)
     CATEGORIES: ClassVar[tuple[str, ...]] = CATEGORY_SOURCES
+    CRD_ANNOTATIONS: ClassVar[dict[str, str]] = SUBSTITUTE_DISABLED
     PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
         column("URL", ".spec.url"),
         READY_COLUMN,
