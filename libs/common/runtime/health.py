@@ -106,7 +106,9 @@ class HealthServer:
 
     def _ensure_not_started(self, what: str) -> None:
         if self._runner is not None:
-            raise RuntimeError(f"{what}() must be called before HealthServer.start()")
+            raise RuntimeError(
+                f"{what}() must be called before HealthServer.start() (in a service: from the setup callback)"
+            )
 
     def mark_shutting_down(self) -> None:
         """From now on ``/readyz`` answers 503 so load balancers stop sending work."""

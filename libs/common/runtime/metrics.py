@@ -106,13 +106,13 @@ class Metrics:
             ["kind", "ready"],
             registry=reg,
         )
-        self.info = Gauge(
+        self.service_info = Gauge(
             "sluice_service_info",
             "Always 1; labels identify the service.",
             ["service"],
             registry=reg,
         )
-        self.info.labels(service=service).set(1)
+        self.service_info.labels(service=service).set(1)
 
     def observe_reconcile(self, kind: str, result: str, seconds: float) -> None:
         self.reconcile_duration.labels(kind=kind, result=result).observe(seconds)

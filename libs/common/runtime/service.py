@@ -11,6 +11,15 @@ A service's ``__main__`` is two functions::
     def main() -> None:
         run_service(serve, SourceSettings)              # settings class (read from env) or instance
 
+Routes a service serves next to the probes (artifacts, webhook receivers) are added by a ``setup``
+callback, which runs before the HTTP server starts (aiohttp freezes its router then); handlers reach
+objects that ``serve`` creates later through a holder the two share::
+
+    def setup(runtime: ServiceRuntime[SourceSettings]) -> None:
+        runtime.health.add_routes([web.get("/artifacts/{path:.*}", artifacts.handle)])
+
+    run_service(serve, SourceSettings, setup=setup)
+
 ``run_service`` reads the settings (a bad variable: message on stderr, exit 2), configures JSON
 logging and tracing, starts the HTTP server (``/healthz``, ``/readyz``, ``/metrics``), installs
 SIGTERM/SIGINT handlers and runs ``serve``. On the first signal ``stopping`` is set and ``/readyz``
@@ -38,7 +47,15 @@ from libs.common.runtime.metrics import Metrics
 from libs.common.runtime.settings import Settings, SettingsError
 from libs.common.runtime.tracing import Tracing
 
-__all__ = ["EXIT_BAD_SETTINGS", "EXIT_FAILED", "EXIT_OK", "ServiceMain", "ServiceRuntime", "run_service"]
+__all__ = [
+    "EXIT_BAD_SETTINGS",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "ServiceMain",
+    "ServiceRuntime",
+    "ServiceSetup",
+    "run_service",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -46,6 +63,7 @@ EXIT_BAD_SETTINGS = 2
 
 S = TypeVar("S", bound=Settings)
 ServiceMain = Callable[["ServiceRuntime[S]"], Awaitable[None]]
+ServiceSetup = Callable[["ServiceRuntime[S]"], None]
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -138,12 +156,16 @@ class ServiceRuntime(Generic[S]):
             tracing, self._tracing = self._tracing, None
             await asyncio.to_thread(tracing.shutdown)
 
-    async def run(self, main: ServiceMain[S]) -> int:
+    async def run(self, main: ServiceMain[S], setup: ServiceSetup[S] | None = None) -> int:
         """Start, run ``main(self)`` until it returns or a stop overruns the grace period, stop.
 
-        Returns the process exit status (``EXIT_OK`` or ``EXIT_FAILED``).
+        ``setup(self)``, when given, runs before the HTTP server starts: the place to add a
+        service's routes (``self.health.add_routes``/``add_subapp``). Returns the process exit
+        status (``EXIT_OK`` or ``EXIT_FAILED``).
         """
         try:
+            if setup is not None:
+                setup(self)
             await self.start()
         except Exception:
             self.log.exception("service failed to start")
@@ -218,11 +240,14 @@ async def _call(main: ServiceMain[S], runtime: ServiceRuntime[S]) -> None:
     await main(runtime)
 
 
-def run_service(main: ServiceMain[S], settings: S | type[S]) -> NoReturn:
+def run_service(
+    main: ServiceMain[S], settings: S | type[S], *, setup: ServiceSetup[S] | None = None
+) -> NoReturn:
     """Run a service process: ``asyncio.run`` its runtime and exit with its status.
 
     ``settings`` is a settings instance, or a settings class to read from the environment (an
-    invalid variable prints the problem to stderr and exits with status 2).
+    invalid variable prints the problem to stderr and exits with status 2). ``setup`` adds the
+    service's HTTP routes before the server starts (see ``ServiceRuntime.run``).
     """
     if isinstance(settings, type):
         try:
@@ -230,9 +255,9 @@ def run_service(main: ServiceMain[S], settings: S | type[S]) -> NoReturn:
         except SettingsError as exc:
             print(f"{sys.argv[0] or 'sluice'}: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_BAD_SETTINGS) from None
-    raise SystemExit(asyncio.run(_run_own_process(main, settings)))
+    raise SystemExit(asyncio.run(_run_own_process(main, settings, setup)))
 
 
-async def _run_own_process(main: ServiceMain[S], settings: S) -> int:
+async def _run_own_process(main: ServiceMain[S], settings: S, setup: ServiceSetup[S] | None) -> int:
     runtime = ServiceRuntime(settings, own_process=True)
-    return await runtime.run(main)
+    return await runtime.run(main, setup)

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from libs.common.runtime.service import EXIT_FAILED, EXIT_OK, ServiceRuntime
 from libs.common.runtime.settings import Settings
@@ -236,3 +237,22 @@ async def test_start_failure_is_reported_not_raised() -> None:
         raise AssertionError("must not run")
 
     assert await ServiceRuntime(settings).run(serve) == EXIT_FAILED
+
+
+async def test_setup_adds_routes_that_reach_objects_made_later_by_main() -> None:
+    """Routes go in before the server starts; the handler finds what ``serve`` built via a holder."""
+    holder: dict[str, str] = {}
+
+    async def greeting(request: web.Request) -> web.Response:
+        return web.Response(text=holder.get("greeting", "not yet"))
+
+    def setup(runtime: ServiceRuntime[Settings]) -> None:
+        runtime.health.add_routes([web.get("/hello", greeting)])
+
+    async def serve(runtime: ServiceRuntime[Settings]) -> None:
+        holder["greeting"] = "hello from serve"
+        async with aiohttp.ClientSession() as client, client.get(f"{runtime.health.url}/hello") as response:
+            assert await response.text() == "hello from serve"
+
+    settings = Settings.from_env({"SLUICE_HTTP_ADDR": "127.0.0.1:0"})
+    assert await ServiceRuntime(settings).run(serve, setup) == EXIT_OK
