@@ -64,25 +64,9 @@ class S3Store:
         self._create_bucket = create_bucket
         self._bucket_checked = not create_bucket
         self._bucket_lock = threading.Lock()
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if endpoint_url else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
-            # Checksums only where S3 requires them: other S3 implementations reject the newer ones.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        self._client: S3Client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=session_token,
-            config=config,
-        )
+        self._credentials = _Credentials(access_key, secret_key, session_token)
+        self._client: S3Client | None = None
+        self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, endpoint_url={self.endpoint_url!r}, region={self.region!r})"
@@ -144,6 +128,33 @@ class S3Store:
         )
         return ArtifactError(f"s3 {operation} {self._location(key)}: {code}: {message}")
 
+    def _s3(self) -> S3Client:
+        """The store's one boto3 client, created on first use (in a worker thread: it loads models)."""
+        if self._client is not None:
+            return self._client
+        with self._client_lock:
+            if self._client is None:
+                config = Config(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=10,
+                    read_timeout=60,
+                    # Checksums only where S3 requires them: other S3 implementations reject newer ones.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
+                self._client = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region,
+                    aws_access_key_id=self._credentials.access_key,
+                    aws_secret_access_key=self._credentials.secret_key,
+                    aws_session_token=self._credentials.session_token,
+                    config=config,
+                )
+            return self._client
+
     def _location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
@@ -154,7 +165,7 @@ class S3Store:
             if self._bucket_checked and not force:
                 return
             try:
-                self._client.head_bucket(Bucket=self.bucket)
+                self._s3().head_bucket(Bucket=self.bucket)
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
                 if code not in {"404", "NoSuchBucket", "NotFound"}:
@@ -167,9 +178,9 @@ class S3Store:
     def _create(self) -> None:
         try:
             if self.region == "us-east-1":
-                self._client.create_bucket(Bucket=self.bucket)
+                self._s3().create_bucket(Bucket=self.bucket)
             else:
-                self._client.create_bucket(
+                self._s3().create_bucket(
                     Bucket=self.bucket,
                     CreateBucketConfiguration={"LocationConstraint": self.region},  # type: ignore[typeddict-item]
                 )
@@ -179,7 +190,7 @@ class S3Store:
 
     def _put(self, key: str, data: bytes) -> StoredObject:
         digest = digest_of(data)
-        self._client.put_object(
+        self._s3().put_object(
             Bucket=self.bucket,
             Key=key,
             Body=data,
@@ -189,12 +200,12 @@ class S3Store:
         return StoredObject(path=key, size=len(data), digest=digest, last_modified=datetime.now(UTC))
 
     def _get(self, key: str) -> bytes:
-        response = self._client.get_object(Bucket=self.bucket, Key=key)
+        response = self._s3().get_object(Bucket=self.bucket, Key=key)
         with response["Body"] as body:
             return body.read()
 
     def _stat(self, key: str) -> StoredObject:
-        response = self._client.head_object(Bucket=self.bucket, Key=key)
+        response = self._s3().head_object(Bucket=self.bucket, Key=key)
         hex_digest = response.get("Metadata", {}).get(_DIGEST_METADATA_KEY)
         return StoredObject(
             path=key,
@@ -204,11 +215,11 @@ class S3Store:
         )
 
     def _delete(self, key: str) -> None:
-        self._client.delete_object(Bucket=self.bucket, Key=key)
+        self._s3().delete_object(Bucket=self.bucket, Key=key)
 
     def _list(self, prefix: str) -> builtins.list[StoredObject]:
         found: builtins.list[StoredObject] = []
-        paginator = self._client.get_paginator("list_objects_v2")
+        paginator = self._s3().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 found.append(
@@ -220,6 +231,22 @@ class S3Store:
                 )
         found.sort(key=lambda obj: obj.path)
         return found
+
+
+class _Credentials:
+    """Keys kept until the client is created; their repr never shows them."""
+
+    __slots__ = ("access_key", "secret_key", "session_token")
+
+    def __init__(self, access_key: str | None, secret_key: str | None, session_token: str | None) -> None:
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.session_token = session_token
+
+    def __repr__(self) -> str:
+        return (
+            "<S3 credentials redacted>" if self.access_key or self.secret_key else "<default S3 credentials>"
+        )
 
 
 def _utc(value: datetime | None) -> datetime | None:
