@@ -40,7 +40,8 @@ _PEM_PRIVATE_KEY = re.compile(
     r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\Z)",
     re.DOTALL,
 )
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s+)([A-Za-z0-9._~+/\-]+=*)")
+# "Bearer <token>" / "Basic <base64>": only a credential-looking word counts, not "basic auth".
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/\-]+=*)")
 # key=value anywhere; key: value only for keys that are unambiguous as labels in prose.
 _KV_EQUALS = re.compile(
     r"(?i)(?<![\w-])([\w-]*(?:password|passwd|passphrase|token|secret|api[-_]?key|access[-_]?key|"
@@ -58,7 +59,7 @@ _JSON_PAIR = re.compile(r'"([A-Za-z0-9_.\-]+)"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
 def is_sensitive_key(key: str) -> bool:
     """Whether a field, header or setting named ``key`` should never have its value shown."""
     normalized = key.lower().replace(".", "_")
-    if _HARMLESS_SUFFIX.search(normalized) and not normalized.endswith(("token_file", "password_file")):
+    if _HARMLESS_SUFFIX.search(normalized):
         return False
     return _SENSITIVE_KEY.search(normalized) is not None
 
@@ -123,13 +124,24 @@ def sanitize_message(text: str) -> str:
     text = _JSON_PAIR.sub(_mask_json_pair, text)
     text = _KV_EQUALS.sub(_mask_pair, text)
     text = _KV_COLON.sub(_mask_pair, text)
-    return _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _AUTH_SCHEME.sub(_mask_auth_scheme, text)
 
 
 def _mask_pair(match: re.Match[str]) -> str:
     value = match.group(3)
     quote = value[0] if value[:1] in ('"', "'") else ""
     return f"{match.group(1)}{match.group(2)}{quote}{MASK}{quote}"
+
+
+def _mask_auth_scheme(match: re.Match[str]) -> str:
+    value = match.group(3)
+    looks_like_credential = len(value) >= 8 and (
+        any(c.isdigit() or c in "._~+/=-" for c in value)
+        or (value.lower() != value and value.upper() != value)
+    )
+    if not looks_like_credential and value != MASK:
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}{MASK}"
 
 
 def _mask_json_pair(match: re.Match[str]) -> str:

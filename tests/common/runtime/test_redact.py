@@ -50,6 +50,12 @@ def test_redact_url(url: str, expected: str) -> None:
         ('auth "api_key": "k-123" rejected', 'auth "api_key": "***" rejected'),
         ("header Authorization: Bearer eyJhbGciOi.x.y was refused", "header Authorization: *** was refused"),
         ("sent Bearer eyJhbGciOi.x.y", "sent Bearer ***"),
+        ("proxy wants Basic dXNlcjpwYXNz", "proxy wants Basic ***"),
+        (
+            "basic authentication failed: Bearer token required",
+            "basic authentication failed: Bearer token required",
+        ),
+        ("the token was rejected", "the token was rejected"),
         (
             f"bad key {PEM} in secret flux-system/ssh",
             "bad key [REDACTED PRIVATE KEY] in secret flux-system/ssh",
@@ -101,6 +107,7 @@ def test_sanitize_is_idempotent() -> None:
         ("namespace", False),
         ("revision", False),
         ("token_count", False),
+        ("password_file", False),
     ],
 )
 def test_is_sensitive_key(key: str, sensitive: bool) -> None:
