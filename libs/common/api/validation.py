@@ -84,6 +84,10 @@ def validate_object(obj: dict[str, Any]) -> FluxObject:
 
     Raises `ValidationFailed` listing `<Kind>/<namespace>/<name>: spec.field: problem` lines.
     """
+    if not isinstance(obj, dict):
+        raise ValidationFailed(
+            "<unknown>", [f"expected a Kubernetes object (mapping), got {type(obj).__name__}"]
+        )
     subject = _subject(obj)
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):

@@ -236,3 +236,33 @@ def test_crds_carry_flux_annotations() -> None:
         assert by_name[name]["metadata"]["annotations"] == {
             "kustomize.toolkit.fluxcd.io/substitute": "disabled"
         }
+
+
+def _defaults(node: dict[str, Any], path: str) -> list[tuple[str, Any, dict[str, Any]]]:
+    found: list[tuple[str, Any, dict[str, Any]]] = []
+    if "default" in node:
+        found.append((path, node["default"], node))
+    for name, child in node.get("properties", {}).items():
+        found += _defaults(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        found += _defaults(node["items"], f"{path}[]")
+    return found
+
+
+@pytest.mark.parametrize("cls", ALL_KINDS, ids=lambda c: f"{c.KIND}-{c.VERSION}")
+def test_every_default_validates_against_its_own_schema(crds: list[dict[str, Any]], cls: type) -> None:
+    schema = _schema(crds, cls.api_version(), cls.KIND)  # type: ignore[attr-defined]
+    for path, default, node in _defaults(schema, "openAPIV3Schema"):
+        try:
+            jsonschema.validate(default, _strip_extensions(node))
+        except jsonschema.ValidationError as exc:  # pragma: no cover - the assertion message is the point
+            pytest.fail(f"{path}: default {default!r} is invalid: {exc.message}")
+
+
+def test_rendered_yaml_is_exactly_the_crd_documents(crds: list[dict[str, Any]]) -> None:
+    files = render_crd_files()
+    for crd in crds:
+        text = files[file_name(crd)]
+        assert text.startswith("# Generated from libs/common/api")
+        (loaded,) = [d for d in yaml.safe_load_all(text) if d]
+        assert loaded == crd

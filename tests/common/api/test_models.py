@@ -399,3 +399,8 @@ def test_generic_oidc_receiver_needs_oidc_providers_and_no_secret() -> None:
         receiver.to_k8s()["spec"]["oidcProviders"][0]["issuerURL"]
         == "https://token.actions.githubusercontent.com"
     )
+
+
+def test_validate_object_rejects_non_mappings() -> None:
+    with pytest.raises(ValidationFailed, match="expected a Kubernetes object"):
+        validate_object(["not", "an", "object"])  # type: ignore[arg-type]
