@@ -127,6 +127,9 @@ class LocalStore:
         # Walk only the deepest directory the prefix names; the rest of the prefix filters names.
         base_rel = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         base = os.path.join(self._real_root, *base_rel.split("/")) if base_rel else self._real_root
+        real_base = os.path.realpath(base)
+        if real_base != self._real_root and not real_base.startswith(self._real_root + os.sep):
+            raise InvalidArtifactPath(f"listing prefix {prefix!r} resolves outside the store")
         found: builtins.list[StoredObject] = []
         for directory, dirnames, filenames in os.walk(base):
             dirnames.sort()

@@ -34,6 +34,12 @@ async def test_symlink_inside_the_store_cannot_lead_out(tmp_path: Path) -> None:
         await store.get("gitrepository/secret.txt")
     with pytest.raises(InvalidArtifactPath, match="resolves outside the store"):
         await store.put("gitrepository/new.tar.gz", b"x")
+    with pytest.raises(InvalidArtifactPath, match="resolves outside the store"):
+        await store.list("gitrepository/")
+    with pytest.raises(InvalidArtifactPath, match="resolves outside the store"):
+        await store.delete("gitrepository/secret.txt")
+    # Listing the whole store does not follow the link either.
+    assert await store.list("") == []
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
