@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 from libs.common.bus import Bus
 from libs.common.kube import Kube
 from libs.common.reconcile import Controller, Reconciler
 from libs.common.runtime.service import ServiceRuntime, run_service
-from libs.common.runtime.settings import Settings
+from libs.common.runtime.settings import Settings, parse_host_port
 
 S = TypeVar("S", bound=Settings)
 
@@ -32,10 +34,22 @@ class App:
     bus: Bus
     kube: Kube
     controllers: list[Controller[Any]] = field(default_factory=list)
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def settings(self) -> Any:
         return self.runtime.settings
+
+    async def serve_http(self, web_app: web.Application, addr: str) -> str:
+        """Serve an extra HTTP application (artifacts, webhooks) on `addr` until the service stops."""
+        host, port = parse_host_port(addr)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self.cleanups.append(runner.cleanup)
+        bound = runner.addresses[0][1] if runner.addresses else port
+        return f"http://{host}:{bound}"
 
 
 Setup = Callable[[App], Awaitable[None]]
@@ -86,6 +100,9 @@ async def serve(
     finally:
         for controller in app.controllers:
             await controller.stop()
+        for cleanup in reversed(app.cleanups):
+            with contextlib.suppress(Exception):
+                await cleanup()
         await bus.close(grace=runtime.grace_remaining() or 5.0)
         with contextlib.suppress(Exception):
             await kube.close()
