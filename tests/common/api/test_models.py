@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from libs.common.api import ValidationFailed, validate_object
 from libs.common.api.helm.helmrelease import HelmRelease
-from libs.common.api.image.imagepolicy import ImagePolicy, ImagePolicyV1beta2
+from libs.common.api.image.imagepolicy import ImagePolicy, ImagePolicyV1beta2, ImageRef
 from libs.common.api.image.imagerepository import ImageRepository, ImageRepositoryV1beta2
 from libs.common.api.image.imageupdateautomation import ImageUpdateAutomationV1beta2
 from libs.common.api.kustomize.kustomization import Kustomization
@@ -404,3 +404,27 @@ def test_generic_oidc_receiver_needs_oidc_providers_and_no_secret() -> None:
 def test_validate_object_rejects_non_mappings() -> None:
     with pytest.raises(ValidationFailed, match="expected a Kubernetes object"):
         validate_object(["not", "an", "object"])  # type: ignore[arg-type]
+
+
+def test_image_policy_status_records_latest_in_both_versions_fields() -> None:
+    policy = ImagePolicy.model_validate(manifest("ImagePolicy", "image.toolkit.fluxcd.io/v1"))
+    policy.status.record_latest(ImageRef(name="ghcr.io/stefanprodan/podinfo", tag="6.5.3"))
+    policy.status.record_latest(
+        ImageRef(name="ghcr.io/stefanprodan/podinfo", tag="6.5.4", digest="sha256:ab12")
+    )
+    status = policy.to_k8s()["status"]
+    assert status["latestRef"] == {
+        "name": "ghcr.io/stefanprodan/podinfo",
+        "tag": "6.5.4",
+        "digest": "sha256:ab12",
+    }
+    assert status["latestImage"] == "ghcr.io/stefanprodan/podinfo:6.5.4@sha256:ab12"
+    assert status["observedPreviousRef"] == {"name": "ghcr.io/stefanprodan/podinfo", "tag": "6.5.3"}
+    assert status["observedPreviousImage"] == "ghcr.io/stefanprodan/podinfo:6.5.3"
+    # The same stored object read through v1beta2 keeps every field.
+    as_beta = ImagePolicyV1beta2.model_validate(
+        {**policy.to_k8s(), "apiVersion": "image.toolkit.fluxcd.io/v1beta2"}
+    )
+    assert as_beta.status.latest_image == "ghcr.io/stefanprodan/podinfo:6.5.4@sha256:ab12"
+    policy.status.clear_previous()
+    assert policy.status.observed_previous_ref is None and policy.status.observed_previous_image is None

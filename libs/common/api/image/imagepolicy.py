@@ -108,17 +108,38 @@ class ImagePolicySpec(FluxModel):
 
 
 class ImagePolicyStatus(FluxStatus):
+    """Status of both served versions.
+
+    Sluice stores ImagePolicy as v1 and serves v1beta2 without a conversion webhook, so the stored
+    schema keeps v1beta2's `latestImage`/`observedPreviousImage` next to v1's `latestRef`/
+    `observedPreviousRef`; otherwise the API server would prune whichever version was not written.
+    `record_latest` fills both.
+    """
+
     latest_ref: ImageRef | None = None
     """The selected image: repository name (as written in the ImageRepository), tag and digest."""
     observed_previous_ref: ImageRef | None = None
-
-
-class ImagePolicyV1beta2Status(FluxStatus):
+    """The `latestRef` before the last reconciliation (reset on failure)."""
     latest_image: str | None = None
-    """The selected image as `name:tag` (`@digest` when reflected)."""
+    """v1beta2: the selected image as `name:tag` (`@digest` when reflected)."""
     observed_previous_image: str | None = None
-    latest_ref: ImageRef | None = None
-    observed_previous_ref: ImageRef | None = None
+    """v1beta2: the `latestImage` before the last reconciliation."""
+
+    def record_latest(self, ref: ImageRef) -> None:
+        """Record a newly selected image, keeping the previous one as Flux does, in both versions' fields."""
+        self.observed_previous_ref = self.latest_ref
+        self.observed_previous_image = self.latest_image
+        self.latest_ref = ref
+        self.latest_image = str(ref)
+
+    def clear_previous(self) -> None:
+        """Forget the previous image (Flux resets it when a reconciliation fails)."""
+        self.observed_previous_ref = None
+        self.observed_previous_image = None
+
+
+class ImagePolicyV1beta2Status(ImagePolicyStatus):
+    """ImagePolicy status as served by v1beta2 (`latestImage`, `observedPreviousImage`)."""
 
 
 class ImagePolicy(FluxObject):
