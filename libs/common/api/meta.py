@@ -66,6 +66,24 @@ INVALID_SOURCE_CONFIGURATION = "InvalidSourceConfiguration"
 INVALID_POLICY_SELECTOR = "InvalidPolicySelector"
 REMOVED_TEMPLATE_FIELD = "RemovedTemplateField"
 
+# HelmRelease reasons (helm-controller api/v2).
+INSTALL_SUCCEEDED = "InstallSucceeded"
+INSTALL_FAILED = "InstallFailed"
+UPGRADE_SUCCEEDED = "UpgradeSucceeded"
+UPGRADE_FAILED = "UpgradeFailed"
+TEST_SUCCEEDED = "TestSucceeded"
+TEST_FAILED = "TestFailed"
+ROLLBACK_SUCCEEDED = "RollbackSucceeded"
+ROLLBACK_FAILED = "RollbackFailed"
+UNINSTALL_SUCCEEDED = "UninstallSucceeded"
+UNINSTALL_FAILED = "UninstallFailed"
+DRIFT_DETECTED = "DriftDetected"
+NO_DRIFT_DETECTED = "NoDriftDetected"
+
+# Event reasons that are not condition reasons.
+NEW_ARTIFACT = "NewArtifact"
+ARTIFACT_UP_TO_DATE = "ArtifactUpToDate"
+
 # --------------------------------------------------------------------------------------------------
 # Annotations, labels, finalizers
 # --------------------------------------------------------------------------------------------------
@@ -82,6 +100,24 @@ KUSTOMIZE_NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 HELM_NAME_LABEL = "helm.toolkit.fluxcd.io/name"
 HELM_NAMESPACE_LABEL = "helm.toolkit.fluxcd.io/namespace"
 EVENT_ANNOTATION_PREFIX = "event.toolkit.fluxcd.io/"
+EVENT_CHANGE_REQUEST_ANNOTATION = "event.toolkit.fluxcd.io/change_request"
+
+# Per-object annotations/labels honoured by the kustomize controller (values are case-sensitive as in Flux).
+KUSTOMIZE_SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
+KUSTOMIZE_FORCE_ANNOTATION = "kustomize.toolkit.fluxcd.io/force"
+KUSTOMIZE_PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
+KUSTOMIZE_RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
+KUSTOMIZE_SUBSTITUTE_ANNOTATION = "kustomize.toolkit.fluxcd.io/substitute"
+KUSTOMIZE_DECRYPT_ANNOTATION = "kustomize.toolkit.fluxcd.io/decrypt"
+HELM_DRIFT_DETECTION_ANNOTATION = "helm.toolkit.fluxcd.io/driftDetection"
+
+# Event metadata keys, prefixed with the reporting object's API group (e.g. `source.toolkit.fluxcd.io/revision`).
+META_REVISION = "revision"
+META_ORIGIN_REVISION = "originRevision"
+META_DIGEST = "digest"
+META_TOKEN = "token"
+META_COMMIT_STATUS = "commit_status"
+META_COMMIT_STATUS_UPDATE = "update"
 
 # --------------------------------------------------------------------------------------------------
 # Field types
