@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import jsonschema
 import pytest
 import yaml
 
-from libs.common.api.crd import crd_documents, file_name, render_crd_files
+from libs.common.api.crd import (
+    SchemaError,
+    crd_documents,
+    crd_for,
+    file_name,
+    openapi_schema,
+    render_crd_files,
+)
+from libs.common.api.meta import FluxModel, FluxObject, IntOrString, JSONObject, LocalObjectReference
 from libs.common.api.registry import ALL_KINDS
 from tests.common.api.manifests import MANIFESTS
 
@@ -266,3 +274,76 @@ def test_rendered_yaml_is_exactly_the_crd_documents(crds: list[dict[str, Any]]) 
         assert text.startswith("# Generated from libs/common/api")
         (loaded,) = [d for d in yaml.safe_load_all(text) if d]
         assert loaded == crd
+
+
+class _ExampleSpec(FluxModel):
+    port: IntOrString
+    """Either a number or a named port."""
+    values: JSONObject | None = None
+    mode: Literal["a", "b"] = "a"
+    fixed: Literal["only"] = "only"
+    labels: dict[str, str] | None = None
+    items: list[LocalObjectReference] | None = None
+
+
+class _Example(FluxObject):
+    """An example kind."""
+
+    GROUP: ClassVar[str] = "example.sluice.dev"
+    VERSION: ClassVar[str] = "v1"
+    KIND: ClassVar[str] = "Example"
+    PLURAL: ClassVar[str] = "examples"
+    SINGULAR: ClassVar[str] = "example"
+
+    spec: _ExampleSpec
+
+
+class _BadSpec(FluxModel):
+    either: int | str
+
+
+class _Bad(FluxObject):
+    GROUP: ClassVar[str] = "example.sluice.dev"
+    VERSION: ClassVar[str] = "v1"
+    KIND: ClassVar[str] = "Bad"
+    PLURAL: ClassVar[str] = "bads"
+    SINGULAR: ClassVar[str] = "bad"
+
+    spec: _BadSpec
+
+
+def test_schema_conversion_of_special_types() -> None:
+    schema = openapi_schema(_Example)
+    assert schema["description"] == "An example kind."
+    assert schema["properties"]["metadata"] == {"type": "object"}
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["port"]
+    assert spec["properties"]["port"] == {
+        "description": "Either a number or a named port.",
+        "x-kubernetes-int-or-string": True,
+    }
+    assert spec["properties"]["values"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    assert spec["properties"]["mode"] == {"default": "a", "enum": ["a", "b"], "type": "string"}
+    assert spec["properties"]["fixed"]["enum"] == ["only"]
+    assert "const" not in spec["properties"]["fixed"]
+    assert spec["properties"]["labels"] == {"additionalProperties": {"type": "string"}, "type": "object"}
+    assert spec["properties"]["items"]["items"]["required"] == ["name"]
+    assert _structural_problems(schema, "openAPIV3Schema", root=True) == []
+
+
+def test_schema_conversion_refuses_non_structural_unions() -> None:
+    with pytest.raises(SchemaError, match=r"Bad\.spec\.either: anyOf with 2 non-null options"):
+        openapi_schema(_Bad)
+
+
+def test_crd_for_requires_one_storage_version() -> None:
+    crd = crd_for([_Example])
+    assert crd["metadata"]["name"] == "examples.example.sluice.dev"
+    assert "shortNames" not in crd["spec"]["names"]
+    assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+    class _ExampleV2(_Example):
+        VERSION: ClassVar[str] = "v2"
+
+    with pytest.raises(SchemaError, match="exactly one storage version"):
+        crd_for([_Example, _ExampleV2])
