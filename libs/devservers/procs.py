@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +34,9 @@ __all__ = [
 _TAIL_BYTES = 16384
 _POLL_INTERVAL = 0.01
 
-# Every process started here and not yet reaped; terminated at interpreter exit as a safety net.
-_live: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+# Every process started here and not yet stopped; terminated at interpreter exit as a safety net
+# (also when the Server object that started it was dropped without stop()).
+_live: set[ManagedProcess] = set()
 
 
 class ServerStartError(RuntimeError):
@@ -195,23 +195,25 @@ def launch_on_free_port(
     attempts: int = 5,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    port: int | None = None,
 ) -> tuple[ManagedProcess, int]:
     """Launch a server that must be told its port up front.
 
     ``prepare(port)`` writes whatever configuration names the port and returns the argv;
-    ``ready(process, port)`` is the readiness check. A port is picked with :func:`free_port`; in the rare case
-    another process takes it before the server binds it, a new port is picked (up to ``attempts``).
+    ``ready(process, port)`` is the readiness check. Unless a fixed ``port`` is given, a port is
+    picked with :func:`free_port`; in the rare case another process takes it before the server binds
+    it, a new port is picked (up to ``attempts``).
     """
     last_error: ServerStartError | None = None
-    for _ in range(attempts):
-        port = free_port()
-        argv = prepare(port)
+    for _ in range(1 if port is not None else attempts):
+        chosen = port if port is not None else free_port()
+        argv = prepare(chosen)
         try:
             process = launch(
                 name,
                 argv,
                 log_path=log_path,
-                ready=functools.partial(_ready_on_port, ready, port=port),
+                ready=functools.partial(_ready_on_port, ready, port=chosen),
                 timeout=timeout,
                 env=env,
                 cwd=cwd,
@@ -221,7 +223,7 @@ def launch_on_free_port(
                 raise
             last_error = exc
             continue
-        return process, port
+        return process, chosen
     assert last_error is not None
     raise last_error
 

@@ -54,7 +54,7 @@ _BCRYPT_ROUNDS = 6
 
 class DockerRegistry(Server):
     """``docker-registry serve`` with filesystem storage in ``storage_dir``, deletes enabled, on a
-    free ``127.0.0.1`` port; with ``htpasswd`` (user → password) it requires HTTP Basic auth."""
+    ``127.0.0.1`` port (a free one unless ``port`` is given); with ``htpasswd`` (user → password) it requires HTTP Basic auth."""
 
     def __init__(
         self,
@@ -62,6 +62,7 @@ class DockerRegistry(Server):
         htpasswd: Mapping[str, str] | None = None,
         *,
         realm: str = "sluice-registry",
+        port: int | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
         super().__init__()
@@ -69,6 +70,7 @@ class DockerRegistry(Server):
         self.htpasswd = dict(htpasswd) if htpasswd is not None else None
         self.realm = realm
         self._startup_timeout = startup_timeout
+        self._fixed_port = port
         self._port: int | None = None
         self.config_path = self.storage_dir / "registry-config.yml"
         self.htpasswd_path = self.storage_dir / "htpasswd"
@@ -121,7 +123,8 @@ class DockerRegistry(Server):
         return [REGISTRY_BINARY, "serve", str(self.config_path)]
 
     def _ready(self, process: ManagedProcess, port: int) -> bool:
-        return http_status(f"http://127.0.0.1:{port}/v2/") in {200, 401}
+        # A short per-try timeout: whatever else holds the port (a lost race) may never answer.
+        return http_status(f"http://127.0.0.1:{port}/v2/", timeout=0.5) in {200, 401}
 
     def _launch(self) -> ManagedProcess:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +136,7 @@ class DockerRegistry(Server):
             ready=self._ready,
             log_path=self.storage_dir / "registry.log",
             timeout=self._startup_timeout,
+            port=self._fixed_port,
         )
         self._port = port
         return process

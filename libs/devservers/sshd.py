@@ -18,18 +18,21 @@ PRIVSEP_DIR = Path("/run/sshd")
 
 
 class GitSshServer(Server):
-    """``sshd -D -e`` on ``127.0.0.1`` (a free port) that lets the current user in with a generated key.
+    """``sshd -D -e`` on ``127.0.0.1`` (a free port unless ``port`` is given) that lets the current
+    user in with a generated key.
 
     ``workdir`` receives the config, a fresh ed25519 host key and client key, and a ``known_hosts``
-    file for the host key. Clients are expected to check the host key: :meth:`git_env` does.
+    file for the host key; keys already in ``workdir`` are reused, so a restarted server keeps its
+    host key. Clients are expected to check the host key: :meth:`git_env` does.
     """
 
-    def __init__(self, workdir: Path, *, startup_timeout: float = 10.0) -> None:
+    def __init__(self, workdir: Path, *, port: int | None = None, startup_timeout: float = 10.0) -> None:
         super().__init__()
         self.workdir = Path(workdir).resolve()
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.host = "127.0.0.1"
         self._startup_timeout = startup_timeout
+        self._fixed_port = port
         self._port: int | None = None
         self.host_key_path = self.workdir / "ssh_host_ed25519_key"
         self.client_key_path = self.workdir / "client_ed25519"
@@ -136,7 +139,7 @@ class GitSshServer(Server):
 
     def _ready(self, process: ManagedProcess, port: int) -> bool:
         try:
-            with socket.create_connection((self.host, port), timeout=1.0) as sock:
+            with socket.create_connection((self.host, port), timeout=0.5) as sock:
                 return sock.recv(64).startswith(b"SSH-2.0-")
         except OSError:
             return False
@@ -153,6 +156,7 @@ class GitSshServer(Server):
             ready=self._ready,
             log_path=self.workdir / "sshd.log",
             timeout=self._startup_timeout,
+            port=self._fixed_port,
         )
         self._port = port
         self.known_hosts_path.write_text(self.known_hosts + "\n")
