@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -123,6 +124,8 @@ class ApiServer:
             )
         if request.path in ("/healthz", "/readyz", "/livez"):
             return web.Response(text="ok")
+        if parts[:2] == ["openapi", "v3"]:
+            return self._openapi_v3("/".join(parts[2:]))
         if not parts or parts[0] not in ("api", "apis"):
             raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
         if parts[0] == "api":
@@ -314,6 +317,55 @@ class ApiServer:
         return web.Response(
             body=json.dumps(body).encode(),
             headers={"Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"},
+        )
+
+    # -- OpenAPI v3 (only what kubectl needs to use server-side field validation) --------------
+    def _openapi_hash(self, group: str, version: str) -> str:
+        described = [(rt.resource, rt.kind, rt.namespaced) for rt in self._types_at(group, version)]
+        return hashlib.sha256(json.dumps([group, version, described]).encode()).hexdigest()[:16].upper()
+
+    def _openapi_v3(self, gv_path: str) -> web.Response:
+        if not gv_path:
+            paths: JSON = {}
+            for group, versions in self._versions_by_group().items():
+                for version in versions:
+                    key = f"apis/{group}/{version}" if group else f"api/{version}"
+                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={self._openapi_hash(group, version)}"}
+            return _json_response({"paths": paths})
+        pieces = gv_path.split("/")
+        if pieces[0] == "api" and len(pieces) == 2:
+            group, version = "", pieces[1]
+        elif pieces[0] == "apis" and len(pieces) == 3:
+            group, version = pieces[1], pieces[2]
+        else:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        types = self._types_at(group, version)
+        if not types:
+            raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        params = [
+            {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
+            for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+        ]
+        doc_paths: JSON = {}
+        for rt in types:
+            base = f"{prefix}/namespaces/{{namespace}}/{rt.resource}" if rt.namespaced else f"{prefix}/{rt.resource}"
+            gvk = {"group": group, "version": version, "kind": rt.kind}
+            operation = {
+                "operationId": f"patch{rt.kind}",
+                "parameters": params,
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK"}},
+            }
+            doc_paths[base + "/{name}"] = {"patch": operation}
+        return _json_response(
+            {
+                "openapi": "3.0.0",
+                "info": {"title": "Kubernetes", "version": GIT_VERSION},
+                "paths": doc_paths,
+                "components": {"schemas": {}},
+            }
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -522,7 +574,9 @@ class ApiServer:
         timeout_text = request.query.get("timeoutSeconds")
         timeout = float(timeout_text) if timeout_text else None
         bookmarks = _flag(request, "allowWatchBookmarks")
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        as_table = self._wants_table(request)
+        content_type = "application/json;as=Table;v=v1;g=meta.k8s.io" if as_table else "application/json"
+        response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
@@ -558,7 +612,10 @@ class ApiServer:
                 if item is None:
                     break
                 event_type, obj = item
-                await response.write(self._frame(event_type, self.cluster.output(obj, rt, version)))
+                served = self.cluster.output(obj, rt, version)
+                if as_table:
+                    served = self._table(rt, version, [served], served["metadata"].get("resourceVersion"))
+                await response.write(self._frame(event_type, served))
             with contextlib.suppress(ConnectionResetError, RuntimeError):
                 await response.write_eof()
         except ConnectionResetError:
