@@ -5,8 +5,10 @@ the harness's own tests can call them on a deliberate leak; the autouse fixture 
 applies them around every test and fails the test (in its teardown) naming what leaked.
 
 Processes owned by session-, package-, module- or class-scoped fixtures are not leaks: a
-``pytest_fixture_setup`` wrapper records the children each such fixture starts, and fixtures whose
-server may be restarted by a test (a new pid) register the server with :func:`register_server`.
+``pytest_fixture_setup`` wrapper records the children each such fixture starts. A server such a
+fixture yields may be restarted by a test (a new pid): a :class:`libs.devservers.procs.Server` the
+fixture yields (or holds in an attribute of what it yields) is registered automatically; anything
+else with a ``.pid`` can be registered with :func:`register_server`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+
+from libs.devservers.procs import Server
 
 __all__ = [
     "LeakedProcess",
@@ -201,14 +205,19 @@ def _loop_fixture_name(item: pytest.Item) -> str | None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any]) -> Generator[None, None, None]:
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any]) -> Generator[None, Any, None]:
     """Remember the processes that wider-scoped fixtures start: they are not a test's leak."""
     if fixturedef.scope == "function":
         yield
         return
     before = child_pids()
-    yield
+    outcome = yield
     _fixture_pids.update(child_pids() - before)
+    if outcome.excinfo is None:
+        value = outcome.get_result()
+        for candidate in (value, *getattr(value, "__dict__", {}).values()):
+            if isinstance(candidate, Server) and candidate not in _servers:
+                register_server(candidate)
 
 
 @pytest.fixture(autouse=True)

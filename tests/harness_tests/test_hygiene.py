@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,15 @@ async def test_a_leaked_task_is_found_and_named() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert pending_tasks(loop, baseline) == []
+
+
+@pytest.fixture(scope="module")
+def module_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    # deliberately not registered: a wider-scoped fixture's Server is registered automatically
+    with NatsServer(tmp_path_factory.mktemp("module-nats")) as server:
+        yield server
+
+
+def test_a_wider_fixtures_server_restarted_by_a_test_is_no_leak(module_nats: NatsServer) -> None:
+    module_nats.restart()
+    assert module_nats.pid in owned_pids()
