@@ -21,6 +21,7 @@ import logging
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from libs.common.reconcile.runner import (
     status_json,
     summarize,
 )
+from libs.common.runtime.logging import bind
 
 log = logging.getLogger("sluice.controller")
 
@@ -271,7 +273,9 @@ class Controller(Generic[T]):
         attempt = self._retries.get(key, 0) + 1
         self._retries[key] = attempt
         jittered = after * random.uniform(1.0, 1.0 + self.jitter)
-        self._arm(key, time.time() + jittered, "retry", f"{key}@retry-{attempt}-{int(time.time())}")
+        # Only the replica that ran the reconcile schedules its retry, so the id must be unique,
+        # never shared with an earlier retry another replica scheduled.
+        self._arm(key, time.time() + jittered, "retry", f"{key}@retry-{attempt}-{uuid.uuid4().hex[:12]}")
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -342,7 +346,7 @@ class Controller(Generic[T]):
         if raw is None:
             return None
         key = object_key(kind.KIND, namespace, name)
-        logger = logging.LoggerAdapter(log, {"kind": kind.KIND, "namespace": namespace, "name": name})
+        logger = bind(log, kind=kind.KIND, namespace=namespace, name=name)
         try:
             obj = kind.model_validate(raw)
         except ValidationError as exc:
