@@ -245,7 +245,7 @@ def _hygiene(request: pytest.FixtureRequest) -> Generator[None, None, None]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 settle_tasks(loop, leaked_tasks)
-    _fixture_pids.intersection_update(child_pids())  # forget reaped fixture processes (pid reuse)
+    _fixture_pids.difference_update([pid for pid in _fixture_pids if not _alive(pid)])  # pids get reused
     leaked_processes = find_leaked_children(process_baseline, exclude=owned_pids())
     if leaked_processes:
         problems.append(
