@@ -132,11 +132,15 @@ def method_not_allowed(
     return ApiError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
+def unsupported_media_type(
+    content_type: str,
+    accepted: str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got "{content_type}"',
+        f"the body of the request was in an unknown format - accepted media types include: {accepted}; "
+        f'got "{content_type}"',
     )
 
 

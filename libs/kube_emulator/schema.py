@@ -138,16 +138,17 @@ def _validate(value: Any, schema: JSON, path: str, errors: list[JSON], root: boo
             )
         )
         return
-    if schema.get("x-kubernetes-int-or-string"):
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            errors.append(
-                cause(
-                    "FieldValueTypeInvalid",
-                    shown,
-                    f'Invalid value: "{json_type(value)}": {shown} in body must be of type integer,string: "{json_type(value)}"',
-                )
+    if schema.get("x-kubernetes-int-or-string") and (
+        isinstance(value, bool) or not isinstance(value, int | str)
+    ):
+        errors.append(
+            cause(
+                "FieldValueTypeInvalid",
+                shown,
+                f'Invalid value: "{json_type(value)}": {shown} in body must be of type integer,string: "{json_type(value)}"',
             )
-            return
+        )
+        return
     expected = schema.get("type")
     if expected and not _type_ok(value, expected):
         errors.append(

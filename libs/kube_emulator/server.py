@@ -330,7 +330,9 @@ class ApiServer:
             for group, versions in self._versions_by_group().items():
                 for version in versions:
                     key = f"apis/{group}/{version}" if group else f"api/{version}"
-                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={self._openapi_hash(group, version)}"}
+                    paths[key] = {
+                        "serverRelativeURL": f"/openapi/v3/{key}?hash={self._openapi_hash(group, version)}"
+                    }
             return _json_response({"paths": paths})
         pieces = gv_path.split("/")
         if pieces[0] == "api" and len(pieces) == 2:
@@ -349,7 +351,11 @@ class ApiServer:
         ]
         doc_paths: JSON = {}
         for rt in types:
-            base = f"{prefix}/namespaces/{{namespace}}/{rt.resource}" if rt.namespaced else f"{prefix}/{rt.resource}"
+            base = (
+                f"{prefix}/namespaces/{{namespace}}/{rt.resource}"
+                if rt.namespaced
+                else f"{prefix}/{rt.resource}"
+            )
             gvk = {"group": group, "version": version, "kind": rt.kind}
             operation = {
                 "operationId": f"patch{rt.kind}",
@@ -377,9 +383,8 @@ class ApiServer:
                 return yaml.safe_load(raw.decode("utf-8"))
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise E.bad_request(f"error decoding YAML: {exc}")
-        if ctype and ctype not in ("application/json", "application/octet-stream", "text/plain") and raw:
-            if "protobuf" in ctype:
-                raise E.unsupported_media_type(ctype)
+        if raw and ctype not in ("", "application/json", "application/octet-stream", "text/plain"):
+            raise E.unsupported_media_type(ctype, "application/json, application/yaml")
         return decode_json(raw)
 
     def _manager(self, request: web.Request) -> str:

@@ -39,7 +39,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0, interval: float
         time.sleep(interval)
 
 
-def deployment(name: str, replicas: int = 1, image: str = "nginx:1.27", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str, replicas: int = 1, image: str = "nginx:1.27", annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if annotations:
         meta["annotations"] = annotations
@@ -103,7 +105,11 @@ GITREPO_CRD: dict[str, Any] = {
                                     "suspend": {"type": "boolean"},
                                     "depth": {"type": "integer", "minimum": 0, "maximum": 10},
                                     "ratio": {"type": "number"},
-                                    "provider": {"type": "string", "enum": ["generic", "azure", "github"], "default": "generic"},
+                                    "provider": {
+                                        "type": "string",
+                                        "enum": ["generic", "azure", "github"],
+                                        "default": "generic",
+                                    },
                                     "name": {"type": "string", "minLength": 1, "maxLength": 5},
                                     "ignore": {"type": "string", "nullable": True},
                                     "port": {"x-kubernetes-int-or-string": True},
@@ -114,7 +120,10 @@ GITREPO_CRD: dict[str, Any] = {
                                             "type": "object",
                                             "required": ["repository"],
                                             "properties": {
-                                                "repository": {"type": "object", "properties": {"name": {"type": "string"}}},
+                                                "repository": {
+                                                    "type": "object",
+                                                    "properties": {"name": {"type": "string"}},
+                                                },
                                                 "toPath": {"type": "string"},
                                             },
                                         },
@@ -129,7 +138,10 @@ GITREPO_CRD: dict[str, Any] = {
                                         "type": "array",
                                         "items": {
                                             "type": "object",
-                                            "properties": {"name": {"type": "string"}, "ip": {"type": "string"}},
+                                            "properties": {
+                                                "name": {"type": "string"},
+                                                "ip": {"type": "string"},
+                                            },
                                         },
                                         "x-kubernetes-list-type": "map",
                                         "x-kubernetes-list-map-keys": ["name"],
@@ -145,7 +157,10 @@ GITREPO_CRD: dict[str, Any] = {
                                     "observedGeneration": {"type": "integer"},
                                     "conditions": {
                                         "type": "array",
-                                        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                        "items": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        },
                                     },
                                 },
                             },
@@ -158,7 +173,9 @@ GITREPO_CRD: dict[str, Any] = {
                 "served": True,
                 "storage": False,
                 "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
             },
         ],
     },

@@ -19,8 +19,17 @@ pytestmark = pytest.mark.integration
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 
 
-def apply(emu: KubeEmulator, path: str, body: dict[str, Any], manager: str | None, *, force: bool = False,
-          as_yaml: bool = False, status: bool = False, dry_run: bool = False) -> requests.Response:
+def apply(
+    emu: KubeEmulator,
+    path: str,
+    body: dict[str, Any],
+    manager: str | None,
+    *,
+    force: bool = False,
+    as_yaml: bool = False,
+    status: bool = False,
+    dry_run: bool = False,
+) -> requests.Response:
     params: dict[str, str] = {}
     if manager:
         params["fieldManager"] = manager
@@ -30,13 +39,15 @@ def apply(emu: KubeEmulator, path: str, body: dict[str, Any], manager: str | Non
         params["dryRun"] = "All"
     data = yaml.safe_dump(body) if as_yaml else json.dumps(body)
     url = f"{emu.url}{path}/{body['metadata']['name']}" + ("/status" if status else "")
-    return requests.patch(url, data=data, params=params,
-                          headers={"Content-Type": "application/apply-patch+yaml"}, timeout=5)
+    return requests.patch(
+        url, data=data, params=params, headers={"Content-Type": "application/apply-patch+yaml"}, timeout=5
+    )
 
 
 def entry(obj: dict[str, Any], manager: str, operation: str = "Apply") -> dict[str, Any]:
-    return next(e for e in obj["metadata"]["managedFields"]
-                if e["manager"] == manager and e["operation"] == operation)
+    return next(
+        e for e in obj["metadata"]["managedFields"] if e["manager"] == manager and e["operation"] == operation
+    )
 
 
 def test_apply_creates_with_real_managed_fields_format(emu: KubeEmulator) -> None:
@@ -86,12 +97,18 @@ def test_conflict_with_other_manager_then_force(emu: KubeEmulator) -> None:
     assert "f:replicas" not in entry(obj, "kubectl")["fieldsV1"]["f:spec"]
 
 
-def test_conflict_with_an_update_manager_names_its_api_version(emu: KubeEmulator, api: client.ApiClient) -> None:
-    client.AppsV1Api(api).create_namespaced_deployment("default", deployment("upd", replicas=1), field_manager="helm")
+def test_conflict_with_an_update_manager_names_its_api_version(
+    emu: KubeEmulator, api: client.ApiClient
+) -> None:
+    client.AppsV1Api(api).create_namespaced_deployment(
+        "default", deployment("upd", replicas=1), field_manager="helm"
+    )
     reply = apply(emu, DEPLOY, deployment("upd", replicas=3), "sluice")
     assert reply.status_code == 409
     message = reply.json()["message"]
-    assert message.startswith('Apply failed with 1 conflict: conflict with "helm" using apps/v1: .spec.replicas')
+    assert message.startswith(
+        'Apply failed with 1 conflict: conflict with "helm" using apps/v1: .spec.replicas'
+    )
 
 
 def test_same_value_is_shared_and_dropped_fields_are_removed(emu: KubeEmulator) -> None:
@@ -119,7 +136,9 @@ def test_list_items_are_owned_by_merge_key(emu: KubeEmulator) -> None:
     base["spec"]["template"]["spec"]["containers"] = [{"name": "app", "image": "app:1"}]
     apply(emu, DEPLOY, base, "one")
     sidecar = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "multi"},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "multi"},
         "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "proxy:1"}]}}},
     }
     obj = apply(emu, DEPLOY, sidecar, "two").json()
@@ -145,8 +164,13 @@ def test_update_records_update_entry_from_user_agent(api: client.ApiClient) -> N
 
 def test_apply_to_status_subresource(emu: KubeEmulator) -> None:
     apply(emu, DEPLOY, deployment("st"), "sluice")
-    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "st"},
-            "status": {"replicas": 1, "readyReplicas": 1}, "spec": {"replicas": 9}}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "st"},
+        "status": {"replicas": 1, "readyReplicas": 1},
+        "spec": {"replicas": 9},
+    }
     reply = apply(emu, DEPLOY, body, "controller", status=True)
     assert reply.status_code == 200
     obj = reply.json()
@@ -162,9 +186,17 @@ def test_apply_to_status_subresource(emu: KubeEmulator) -> None:
 def test_apply_dry_run_and_custom_resources(emu: KubeEmulator, api: client.ApiClient) -> None:
     client.ApiextensionsV1Api(api).create_custom_resource_definition(GITREPO_CRD)
     path = "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories"
-    body = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "r"},
-            "spec": {"url": "https://example.com/x", "interval": "1m", "topics": ["a"],
-                     "hosts": [{"name": "h1", "ip": "1.1.1.1"}]}}
+    body = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "r"},
+        "spec": {
+            "url": "https://example.com/x",
+            "interval": "1m",
+            "topics": ["a"],
+            "hosts": [{"name": "h1", "ip": "1.1.1.1"}],
+        },
+    }
     dry = apply(emu, path, body, "sluice", dry_run=True)
     assert dry.status_code == 201
     assert requests.get(f"{emu.url}{path}/r", timeout=5).status_code == 404
@@ -172,8 +204,12 @@ def test_apply_dry_run_and_custom_resources(emu: KubeEmulator, api: client.ApiCl
     fields = entry(created, "sluice")["fieldsV1"]["f:spec"]
     assert fields["f:topics"] == {".": {}, 'v:"a"': {}}
     assert fields["f:hosts"]['k:{"name":"h1"}'] == {".": {}, "f:ip": {}, "f:name": {}}
-    other = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "r"},
-             "spec": {"hosts": [{"name": "h2", "ip": "2.2.2.2"}], "topics": ["b"]}}
+    other = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "r"},
+        "spec": {"hosts": [{"name": "h2", "ip": "2.2.2.2"}], "topics": ["b"]},
+    }
     merged = apply(emu, path, other, "other").json()
     assert [h["name"] for h in merged["spec"]["hosts"]] == ["h1", "h2"]
     assert merged["spec"]["topics"] == ["a", "b"]

@@ -31,9 +31,21 @@ def test_version_and_legacy_discovery(emu: KubeEmulator, api: client.ApiClient) 
     assert not by_name["namespaces"].namespaced
     assert "pods/status" in by_name
     groups = {g.name: g for g in client.ApisApi(api).get_api_versions().groups}
-    for group in ("apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
-                  "events.k8s.io", "coordination.k8s.io", "storage.k8s.io", "autoscaling", "policy",
-                  "scheduling.k8s.io", "admissionregistration.k8s.io", "apiregistration.k8s.io"):
+    for group in (
+        "apps",
+        "batch",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "apiextensions.k8s.io",
+        "events.k8s.io",
+        "coordination.k8s.io",
+        "storage.k8s.io",
+        "autoscaling",
+        "policy",
+        "scheduling.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiregistration.k8s.io",
+    ):
         assert group in groups, group
     apps = {r.name: r for r in client.AppsV1Api(api).get_api_resources().resources}
     assert apps["deployments"].categories == ["all"] and "deployments/status" in apps
@@ -41,8 +53,10 @@ def test_version_and_legacy_discovery(emu: KubeEmulator, api: client.ApiClient) 
 
 
 def test_aggregated_discovery_answers_with_its_content_type(emu: KubeEmulator) -> None:
-    accept = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
-              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+    accept = (
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+    )
     reply = requests.get(f"{emu.url}/apis", headers={"Accept": accept}, timeout=5)
     assert reply.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
     body = reply.json()
@@ -71,18 +85,28 @@ def test_create_get_update_delete_configmap(api: client.ApiClient) -> None:
         v1.replace_namespaced_config_map("cfg", "default", created)
     body = status_of(stale.value)
     assert stale.value.status == 409 and body["reason"] == "Conflict"
-    assert body["message"] == ('Operation cannot be fulfilled on configmaps "cfg": the object has been modified; '
-                               "please apply your changes to the latest version and try again")
+    assert body["message"] == (
+        'Operation cannot be fulfilled on configmaps "cfg": the object has been modified; '
+        "please apply your changes to the latest version and try again"
+    )
     deleted = client.CoreV1Api(api).api_client.call_api(
-        "/api/v1/namespaces/default/configmaps/cfg", "DELETE", response_type="object", _return_http_data_only=False
+        "/api/v1/namespaces/default/configmaps/cfg",
+        "DELETE",
+        response_type="object",
+        _return_http_data_only=False,
     )
     assert deleted[1] == 200 and deleted[0]["metadata"]["name"] == "cfg"
     with pytest.raises(ApiException) as missing:
         v1.read_namespaced_config_map("cfg", "default")
     assert status_of(missing.value) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'configmaps "cfg" not found', "reason": "NotFound",
-        "details": {"name": "cfg", "kind": "configmaps"}, "code": 404,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'configmaps "cfg" not found',
+        "reason": "NotFound",
+        "details": {"name": "cfg", "kind": "configmaps"},
+        "code": 404,
     }
 
 
@@ -119,10 +143,17 @@ def test_missing_namespace_is_404_and_namespaces_are_active(api: client.ApiClien
 def test_list_kind_rv_and_selectors(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
     v1.create_namespace({"metadata": {"name": "other"}})
-    for name, labels in [("a", {"app": "web", "tier": "front"}), ("b", {"app": "web"}), ("c", {"app": "db"}), ("d", {})]:
+    for name, labels in [
+        ("a", {"app": "web", "tier": "front"}),
+        ("b", {"app": "web"}),
+        ("c", {"app": "db"}),
+        ("d", {}),
+    ]:
         v1.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})
     v1.create_namespaced_config_map("other", {"metadata": {"name": "a", "labels": {"app": "web"}}})
-    raw = api.call_api("/api/v1/namespaces/default/configmaps", "GET", response_type="object", _return_http_data_only=True)
+    raw = api.call_api(
+        "/api/v1/namespaces/default/configmaps", "GET", response_type="object", _return_http_data_only=True
+    )
     assert raw["kind"] == "ConfigMapList" and raw["apiVersion"] == "v1"
     assert int(raw["metadata"]["resourceVersion"]) >= 6
 
@@ -196,7 +227,9 @@ def test_no_op_update_keeps_resource_version(api: client.ApiClient) -> None:
 def test_dry_run_stores_nothing(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
     before = v1.list_namespaced_config_map("default").metadata.resource_version
-    dry = v1.create_namespaced_config_map("default", {"metadata": {"name": "dry"}, "data": {"a": "1"}}, dry_run="All")
+    dry = v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "dry"}, "data": {"a": "1"}}, dry_run="All"
+    )
     assert dry.metadata.name == "dry"
     with pytest.raises(ApiException):
         v1.read_namespaced_config_map("dry", "default")
@@ -222,7 +255,9 @@ def test_status_errors_for_bad_requests(emu: KubeEmulator) -> None:
     url = f"{emu.url}/api/v1/namespaces/default/configmaps"
     not_json = requests.post(url, data=b"{", headers={"Content-Type": "application/json"}, timeout=5)
     assert not_json.status_code == 400 and not_json.json()["reason"] == "BadRequest"
-    wrong_kind = requests.post(url, json={"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "q"}}, timeout=5)
+    wrong_kind = requests.post(
+        url, json={"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "q"}}, timeout=5
+    )
     assert wrong_kind.status_code == 400
     not_allowed = requests.put(url, json={}, timeout=5)
     assert not_allowed.status_code == 405 and not_allowed.json()["reason"] == "MethodNotAllowed"
@@ -237,16 +272,63 @@ def test_status_errors_for_bad_requests(emu: KubeEmulator) -> None:
 
 def test_cluster_scoped_and_many_builtin_kinds(api: client.ApiClient) -> None:
     rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_cluster_role({"metadata": {"name": "reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        }
+    )
     assert rbac.read_cluster_role("reader").rules[0].verbs == ["get"]
     client.StorageV1Api(api).create_storage_class({"metadata": {"name": "fast"}, "provisioner": "x"})
-    client.CoordinationV1Api(api).create_namespaced_lease("default", {"metadata": {"name": "lock"}, "spec": {"holderIdentity": "me"}})
-    client.BatchV1Api(api).create_namespaced_cron_job("default", {"metadata": {"name": "cj"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}], "restartPolicy": "Never"}}}}}})
-    client.NetworkingV1Api(api).create_namespaced_ingress("default", {"metadata": {"name": "ing"}, "spec": {"rules": [{"host": "a.example.com"}]}})
-    client.EventsV1Api(api).create_namespaced_event("default", {"metadata": {"name": "ev"}, "eventTime": "2024-01-01T00:00:00.000000Z", "action": "x", "reason": "y", "reportingController": "c", "reportingInstance": "i"})
-    client.CoreV1Api(api).create_namespaced_event("default", {"metadata": {"name": "ev"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started"})
+    client.CoordinationV1Api(api).create_namespaced_lease(
+        "default", {"metadata": {"name": "lock"}, "spec": {"holderIdentity": "me"}}
+    )
+    client.BatchV1Api(api).create_namespaced_cron_job(
+        "default",
+        {
+            "metadata": {"name": "cj"},
+            "spec": {
+                "schedule": "* * * * *",
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "spec": {"containers": [{"name": "c", "image": "x"}], "restartPolicy": "Never"}
+                        }
+                    }
+                },
+            },
+        },
+    )
+    client.NetworkingV1Api(api).create_namespaced_ingress(
+        "default", {"metadata": {"name": "ing"}, "spec": {"rules": [{"host": "a.example.com"}]}}
+    )
+    client.EventsV1Api(api).create_namespaced_event(
+        "default",
+        {
+            "metadata": {"name": "ev"},
+            "eventTime": "2024-01-01T00:00:00.000000Z",
+            "action": "x",
+            "reason": "y",
+            "reportingController": "c",
+            "reportingInstance": "i",
+        },
+    )
+    client.CoreV1Api(api).create_namespaced_event(
+        "default",
+        {"metadata": {"name": "ev"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started"},
+    )
     assert client.CoreV1Api(api).list_namespaced_event("default").items[0].reason == "Started"
-    client.PolicyV1Api(api).create_namespaced_pod_disruption_budget("default", {"metadata": {"name": "pdb"}, "spec": {"minAvailable": 1}})
-    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", {"metadata": {"name": "hpa"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "x"}}})
-    client.CoreV1Api(api).create_namespaced_pod("default", {"metadata": {"name": "pod"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(
+        "default", {"metadata": {"name": "pdb"}, "spec": {"minAvailable": 1}}
+    )
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        "default",
+        {
+            "metadata": {"name": "hpa"},
+            "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "x"}},
+        },
+    )
+    client.CoreV1Api(api).create_namespaced_pod(
+        "default", {"metadata": {"name": "pod"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    )
     assert client.CoreV1Api(api).read_namespaced_pod("pod", "default").status is None

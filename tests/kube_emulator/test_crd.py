@@ -22,7 +22,12 @@ GROUP, VERSION, PLURAL = "source.toolkit.fluxcd.io", "v1", "gitrepositories"
 def repo(obj_name: str, **spec: object) -> dict:
     body = {"url": "https://github.com/stefanprodan/podinfo", "interval": "1m"}
     body.update(spec)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GitRepository", "metadata": {"name": obj_name}, "spec": body}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "GitRepository",
+        "metadata": {"name": obj_name},
+        "spec": body,
+    }
 
 
 @pytest.fixture
@@ -59,12 +64,18 @@ def test_custom_objects_crud_defaults_and_status(api: client.ApiClient, crd: dic
     updated = co.replace_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "podinfo", created)
     assert "status" not in updated and updated["metadata"]["generation"] == 2
     with_status = co.patch_namespaced_custom_object_status(
-        GROUP, VERSION, "default", PLURAL, "podinfo",
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        "podinfo",
         {"status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}]}},
     )
     assert with_status["status"]["observedGeneration"] == 2 and with_status["metadata"]["generation"] == 2
     listed = co.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
-    assert listed["kind"] == "GitRepositoryList" and [i["metadata"]["name"] for i in listed["items"]] == ["podinfo"]
+    assert listed["kind"] == "GitRepositoryList" and [i["metadata"]["name"] for i in listed["items"]] == [
+        "podinfo"
+    ]
     # served at another version: same object, different apiVersion
     other = co.get_namespaced_custom_object(GROUP, "v1beta2", "default", PLURAL, "podinfo")
     assert other["apiVersion"] == f"{GROUP}/v1beta2" and other["spec"]["url"].startswith("https://")
@@ -86,35 +97,82 @@ def test_dynamic_client_discovers_crd(api: client.ApiClient, crd: dict) -> None:
 @pytest.mark.parametrize(
     ("spec", "field", "message"),
     [
-        ({"url": "ftp://x"}, "spec.url",
-         "spec.url: Invalid value: \"ftp://x\": spec.url in body should match '^(http|https|ssh)://.*$'"),
-        ({"depth": "3"}, "spec.depth",
-         'spec.depth: Invalid value: "string": spec.depth in body must be of type integer: "string"'),
-        ({"depth": 1.5}, "spec.depth",
-         'spec.depth: Invalid value: "number": spec.depth in body must be of type integer: "number"'),
-        ({"depth": 11}, "spec.depth",
-         "spec.depth: Invalid value: 11: spec.depth in body should be less than or equal to 10"),
-        ({"depth": -1}, "spec.depth",
-         "spec.depth: Invalid value: -1: spec.depth in body should be greater than or equal to 0"),
-        ({"provider": "gitlab"}, "spec.provider",
-         'spec.provider: Unsupported value: "gitlab": supported values: "generic", "azure", "github"'),
-        ({"name": ""}, "spec.name",
-         'spec.name: Invalid value: "": spec.name in body should be at least 1 chars long'),
+        (
+            {"url": "ftp://x"},
+            "spec.url",
+            "spec.url: Invalid value: \"ftp://x\": spec.url in body should match '^(http|https|ssh)://.*$'",
+        ),
+        (
+            {"depth": "3"},
+            "spec.depth",
+            'spec.depth: Invalid value: "string": spec.depth in body must be of type integer: "string"',
+        ),
+        (
+            {"depth": 1.5},
+            "spec.depth",
+            'spec.depth: Invalid value: "number": spec.depth in body must be of type integer: "number"',
+        ),
+        (
+            {"depth": 11},
+            "spec.depth",
+            "spec.depth: Invalid value: 11: spec.depth in body should be less than or equal to 10",
+        ),
+        (
+            {"depth": -1},
+            "spec.depth",
+            "spec.depth: Invalid value: -1: spec.depth in body should be greater than or equal to 0",
+        ),
+        (
+            {"provider": "gitlab"},
+            "spec.provider",
+            'spec.provider: Unsupported value: "gitlab": supported values: "generic", "azure", "github"',
+        ),
+        (
+            {"name": ""},
+            "spec.name",
+            'spec.name: Invalid value: "": spec.name in body should be at least 1 chars long',
+        ),
         ({"name": "toolong"}, "spec.name", "spec.name: Too long: may not be more than 5 bytes"),
-        ({"topics": []}, "spec.topics", "spec.topics: Invalid value: 0: spec.topics in body should have at least 1 items"),
-        ({"include": [{"repository": {}}] * 3}, "spec.include", "spec.include: Too many: 3: must have at most 2 items"),
-        ({"include": [{"toPath": "x"}]}, "spec.include[0].repository", "spec.include[0].repository: Required value"),
-        ({"suspend": "yes"}, "spec.suspend",
-         'spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean: "string"'),
-        ({"port": 1.5}, "spec.port",
-         'spec.port: Invalid value: "number": spec.port in body must be of type integer,string: "number"'),
-        ({"labels": {"a": 1}}, "spec.labels.a",
-         'spec.labels.a: Invalid value: "integer": spec.labels.a in body must be of type string: "integer"'),
-        ({"since": "yesterday"}, "spec.since",
-         'spec.since: Invalid value: "yesterday": spec.since in body must be of type date-time: "yesterday"'),
+        (
+            {"topics": []},
+            "spec.topics",
+            "spec.topics: Invalid value: 0: spec.topics in body should have at least 1 items",
+        ),
+        (
+            {"include": [{"repository": {}}] * 3},
+            "spec.include",
+            "spec.include: Too many: 3: must have at most 2 items",
+        ),
+        (
+            {"include": [{"toPath": "x"}]},
+            "spec.include[0].repository",
+            "spec.include[0].repository: Required value",
+        ),
+        (
+            {"suspend": "yes"},
+            "spec.suspend",
+            'spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean: "string"',
+        ),
+        (
+            {"port": 1.5},
+            "spec.port",
+            'spec.port: Invalid value: "number": spec.port in body must be of type integer,string: "number"',
+        ),
+        (
+            {"labels": {"a": 1}},
+            "spec.labels.a",
+            'spec.labels.a: Invalid value: "integer": spec.labels.a in body must be of type string: "integer"',
+        ),
+        (
+            {"since": "yesterday"},
+            "spec.since",
+            'spec.since: Invalid value: "yesterday": spec.since in body must be of type date-time: "yesterday"',
+        ),
     ],
 )
-def test_schema_validation_errors(api: client.ApiClient, crd: dict, spec: dict, field: str, message: str) -> None:
+def test_schema_validation_errors(
+    api: client.ApiClient, crd: dict, spec: dict, field: str, message: str
+) -> None:
     co = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as err:
         co.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, repo("x", **spec))
@@ -128,14 +186,31 @@ def test_schema_validation_errors(api: client.ApiClient, crd: dict, spec: dict, 
 def test_required_fields_and_valid_values(api: client.ApiClient, crd: dict) -> None:
     co = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as err:
-        co.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL,
-                                           {"apiVersion": f"{GROUP}/v1", "kind": "GitRepository", "metadata": {"name": "r"}, "spec": {}})
+        co.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "default",
+            PLURAL,
+            {"apiVersion": f"{GROUP}/v1", "kind": "GitRepository", "metadata": {"name": "r"}, "spec": {}},
+        )
     body = json.loads(err.value.body)
     assert sorted(c["field"] for c in body["details"]["causes"]) == ["spec.interval", "spec.url"]
     assert body["message"].startswith(f'GitRepository.{GROUP} "r" is invalid: [')
-    ok = co.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, repo(
-        "fine", depth=3, ratio=1, port="http", ignore=None, since="2024-05-01T10:00:00Z", topics=["a"],
-    ))
+    ok = co.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        repo(
+            "fine",
+            depth=3,
+            ratio=1,
+            port="http",
+            ignore=None,
+            since="2024-05-01T10:00:00Z",
+            topics=["a"],
+        ),
+    )
     assert ok["spec"]["port"] == "http" and ok["spec"]["ignore"] is None
 
 
@@ -152,8 +227,13 @@ def test_unknown_fields_are_pruned_unless_preserved(api: client.ApiClient, crd: 
 
 def test_cr_metadata_name_must_be_dns_subdomain(api: client.ApiClient, crd: dict) -> None:
     with pytest.raises(ApiException) as err:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, repo("Not_Valid"))
-    assert err.value.status == 422 and json.loads(err.value.body)["details"]["causes"][0]["field"] == "metadata.name"
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, repo("Not_Valid")
+        )
+    assert (
+        err.value.status == 422
+        and json.loads(err.value.body)["details"]["causes"][0]["field"] == "metadata.name"
+    )
 
 
 def test_invalid_crd_is_rejected(api: client.ApiClient) -> None:
@@ -188,19 +268,38 @@ def test_cluster_scoped_crd(api: client.ApiClient) -> None:
             "group": "example.com",
             "names": {"kind": "Widget", "plural": "widgets"},
             "scope": "Cluster",
-            "versions": [{"name": "v1alpha1", "served": True, "storage": True,
-                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
         },
     }
     client.ApiextensionsV1Api(api).create_custom_resource_definition(body)
     co = client.CustomObjectsApi(api)
-    co.create_cluster_custom_object("example.com", "v1alpha1", "widgets",
-                                    {"apiVersion": "example.com/v1alpha1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"any": 1}})
+    co.create_cluster_custom_object(
+        "example.com",
+        "v1alpha1",
+        "widgets",
+        {
+            "apiVersion": "example.com/v1alpha1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"any": 1},
+        },
+    )
     assert co.get_cluster_custom_object("example.com", "v1alpha1", "widgets", "w")["spec"] == {"any": 1}
 
 
 def test_table_output_uses_printer_columns(emu: KubeEmulator, api: client.ApiClient, crd: dict) -> None:
-    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, repo("tbl"))
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, repo("tbl")
+    )
     reply = requests.get(
         f"{emu.url}/apis/{GROUP}/v1/namespaces/default/gitrepositories",
         headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
@@ -214,10 +313,15 @@ def test_table_output_uses_printer_columns(emu: KubeEmulator, api: client.ApiCli
 
 def test_crd_update_changes_schema(api: client.ApiClient, crd: dict) -> None:
     ext = client.ApiextensionsV1Api(api)
-    current = api.sanitize_for_serialization(ext.read_custom_resource_definition(GITREPO_CRD["metadata"]["name"]))
-    current["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["branch"] = {
-        "type": "string", "default": "main"}
+    current = api.sanitize_for_serialization(
+        ext.read_custom_resource_definition(GITREPO_CRD["metadata"]["name"])
+    )
+    current["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "branch"
+    ] = {"type": "string", "default": "main"}
     ext.replace_custom_resource_definition(current["metadata"]["name"], current)
-    created = client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, repo("b"))
+    created = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, repo("b")
+    )
     assert created["spec"]["branch"] == "main"
     wait_for(lambda: True)

@@ -47,8 +47,18 @@ class Kubectl:
     def __init__(self, kubeconfig: Path, home: Path) -> None:
         self.env = dict(os.environ, KUBECONFIG=str(kubeconfig), HOME=str(home))
 
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True, env=self.env, timeout=30)
+    def __call__(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["kubectl", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=30,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
         return done
@@ -82,9 +92,12 @@ def test_server_side_apply_get_patch_delete(kubectl: Kubectl) -> None:
 
 def test_crds_tables_and_watch(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(GITREPO_CRD))
-    repo = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-            "metadata": {"name": "podinfo", "namespace": "default"},
-            "spec": {"url": "https://github.com/stefanprodan/podinfo", "interval": "1m"}}
+    repo = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "podinfo", "namespace": "default"},
+        "spec": {"url": "https://github.com/stefanprodan/podinfo", "interval": "1m"},
+    }
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(repo))
     table = kubectl("get", "gitrepo").stdout.splitlines()
     assert table[0].split() == ["NAME", "URL", "AGE"]
@@ -97,8 +110,13 @@ def test_crds_tables_and_watch(kubectl: Kubectl) -> None:
     invalid = kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(bad), check=False)
     assert "spec.url in body should match '^(http|https|ssh)://.*$'" in invalid.stderr
     started = time.monotonic()
-    watch = subprocess.Popen(["kubectl", "get", "gitrepo", "--watch", "--request-timeout=2s", "-o", "name"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    watch = subprocess.Popen(
+        ["kubectl", "get", "gitrepo", "--watch", "--request-timeout=2s", "-o", "name"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kubectl.env,
+    )
     try:
         assert watch.stdout is not None
         first = watch.stdout.readline().strip()

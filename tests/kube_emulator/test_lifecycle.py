@@ -21,13 +21,17 @@ def exists(func, *args) -> bool:  # type: ignore[no-untyped-def]
 
 def test_finalizers_delay_deletion_until_removed(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
-    v1.create_namespaced_config_map("default", {"metadata": {"name": "f", "finalizers": ["example.com/hold"]}})
-    result, code, _ = v1.delete_namespaced_config_map_with_http_info("f", "default")
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "f", "finalizers": ["example.com/hold"]}}
+    )
+    _, code, _ = v1.delete_namespaced_config_map_with_http_info("f", "default")
     assert code == 202
     held = v1.read_namespaced_config_map("f", "default")
     assert held.metadata.deletion_timestamp is not None and held.metadata.deletion_grace_period_seconds == 0
     with pytest.raises(ApiException) as err:
-        v1.patch_namespaced_config_map("f", "default", {"metadata": {"finalizers": ["example.com/hold", "new"]}})
+        v1.patch_namespaced_config_map(
+            "f", "default", {"metadata": {"finalizers": ["example.com/hold", "new"]}}
+        )
     assert err.value.status == 403
     v1.patch_namespaced_config_map("f", "default", {"metadata": {"finalizers": None}})
     assert not exists(v1.read_namespaced_config_map, "f", "default")
@@ -41,10 +45,17 @@ def test_background_cascade_deletes_dependents_whose_owners_are_gone(api: client
     v1 = client.CoreV1Api(api)
     owner = v1.create_namespaced_config_map("default", {"metadata": {"name": "owner"}})
     other = v1.create_namespaced_config_map("default", {"metadata": {"name": "other-owner"}})
-    v1.create_namespaced_config_map("default", {"metadata": {"name": "child", "ownerReferences": [owner_ref(owner)]}})
-    v1.create_namespaced_secret("default", {"metadata": {"name": "two-owners", "ownerReferences": [owner_ref(owner), owner_ref(other)]}})
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "child", "ownerReferences": [owner_ref(owner)]}}
+    )
+    v1.create_namespaced_secret(
+        "default",
+        {"metadata": {"name": "two-owners", "ownerReferences": [owner_ref(owner), owner_ref(other)]}},
+    )
     grandchild_owner = v1.read_namespaced_config_map("child", "default")
-    v1.create_namespaced_config_map("default", {"metadata": {"name": "grandchild", "ownerReferences": [owner_ref(grandchild_owner)]}})
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "grandchild", "ownerReferences": [owner_ref(grandchild_owner)]}}
+    )
     v1.delete_namespaced_config_map("owner", "default")
     assert not exists(v1.read_namespaced_config_map, "child", "default")
     assert not exists(v1.read_namespaced_config_map, "grandchild", "default")
@@ -54,7 +65,9 @@ def test_background_cascade_deletes_dependents_whose_owners_are_gone(api: client
 def test_orphan_policy_strips_owner_references(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
     owner = v1.create_namespaced_config_map("default", {"metadata": {"name": "o"}})
-    v1.create_namespaced_config_map("default", {"metadata": {"name": "kept", "ownerReferences": [owner_ref(owner)]}})
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "kept", "ownerReferences": [owner_ref(owner)]}}
+    )
     v1.delete_namespaced_config_map("o", "default", propagation_policy="Orphan")
     kept = v1.read_namespaced_config_map("kept", "default")
     assert kept.metadata.owner_references is None
@@ -63,7 +76,9 @@ def test_orphan_policy_strips_owner_references(api: client.ApiClient) -> None:
 def test_foreground_behaves_like_background(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
     owner = v1.create_namespaced_config_map("default", {"metadata": {"name": "fg"}})
-    v1.create_namespaced_config_map("default", {"metadata": {"name": "fg-child", "ownerReferences": [owner_ref(owner)]}})
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "fg-child", "ownerReferences": [owner_ref(owner)]}}
+    )
     v1.delete_namespaced_config_map("fg", "default", propagation_policy="Foreground")
     assert not exists(v1.read_namespaced_config_map, "fg-child", "default")
 
@@ -72,7 +87,9 @@ def test_delete_preconditions(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
     v1.create_namespaced_config_map("default", {"metadata": {"name": "pre"}})
     with pytest.raises(ApiException) as err:
-        v1.delete_namespaced_config_map("pre", "default", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="wrong")))
+        v1.delete_namespaced_config_map(
+            "pre", "default", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="wrong"))
+        )
     assert err.value.status == 409
 
 
@@ -81,8 +98,19 @@ def test_deleting_namespace_deletes_contents(api: client.ApiClient) -> None:
     v1.create_namespace({"metadata": {"name": "doomed"}})
     v1.create_namespaced_config_map("doomed", {"metadata": {"name": "a"}})
     v1.create_namespaced_secret("doomed", {"metadata": {"name": "s", "finalizers": ["example.com/x"]}})
-    client.AppsV1Api(api).create_namespaced_deployment("doomed", {"metadata": {"name": "d"}, "spec": {
-        "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    client.AppsV1Api(api).create_namespaced_deployment(
+        "doomed",
+        {
+            "metadata": {"name": "d"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+        },
+    )
     v1.delete_namespace("doomed")
     assert not exists(v1.read_namespaced_config_map, "a", "doomed")
     assert v1.read_namespace("doomed").status.phase == "Terminating"  # the finalized secret holds it

@@ -28,19 +28,36 @@ def conditions(obj: object) -> dict[str, tuple[str, str]]:
 
 
 def job(name: str, annotations: dict[str, str] | None = None) -> dict:
-    return {"metadata": {"name": name, "annotations": annotations or {}}, "spec": {"template": {"spec": {
-        "containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}}}
+    return {
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}
+            }
+        },
+    }
 
 
 def test_deployment_rolls_out_each_generation(rollout_api: client.ApiClient) -> None:
     apps = client.AppsV1Api(rollout_api)
     apps.create_namespaced_deployment("default", deployment("web", replicas=3))
-    ready = wait_for(lambda: (d := apps.read_namespaced_deployment("web", "default")).status
-                     and d.status.observed_generation == 1 and d)
-    assert (ready.status.replicas, ready.status.updated_replicas, ready.status.ready_replicas,
-            ready.status.available_replicas) == (3, 3, 3, 3)
-    assert conditions(ready) == {"Available": ("True", "MinimumReplicasAvailable"),
-                                 "Progressing": ("True", "NewReplicaSetAvailable")}
+    ready = wait_for(
+        lambda: (
+            (d := apps.read_namespaced_deployment("web", "default")).status
+            and d.status.observed_generation == 1
+            and d
+        )
+    )
+    assert (
+        ready.status.replicas,
+        ready.status.updated_replicas,
+        ready.status.ready_replicas,
+        ready.status.available_replicas,
+    ) == (3, 3, 3, 3)
+    assert conditions(ready) == {
+        "Available": ("True", "MinimumReplicasAvailable"),
+        "Progressing": ("True", "NewReplicaSetAvailable"),
+    }
     apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 5}})
     wait_for(lambda: apps.read_namespaced_deployment("web", "default").status.observed_generation == 2)
     assert apps.read_namespaced_deployment("web", "default").status.ready_replicas == 5
@@ -56,7 +73,9 @@ def test_hold_and_fail_annotations(rollout_api: client.ApiClient) -> None:
     bad = wait_for(lambda: (d := apps.read_namespaced_deployment("bad", "default")).status and d)
     assert conditions(bad)["Progressing"] == ("False", "ProgressDeadlineExceeded")
     # releasing the hold lets it finish
-    apps.patch_namespaced_deployment("held", "default", {"metadata": {"annotations": {ROLLOUT_ANNOTATION: None}}})
+    apps.patch_namespaced_deployment(
+        "held", "default", {"metadata": {"annotations": {ROLLOUT_ANNOTATION: None}}}
+    )
     wait_for(lambda: apps.read_namespaced_deployment("held", "default").status.ready_replicas == 1)
 
 
@@ -65,9 +84,13 @@ def test_jobs_complete_or_fail(rollout_api: client.ApiClient) -> None:
     batch.create_namespaced_job("default", job("ok"))
     batch.create_namespaced_job("default", job("boom", {ROLLOUT_ANNOTATION: "fail"}))
     batch.create_namespaced_job("default", job("wait", {ROLLOUT_ANNOTATION: "hold"}))
-    done = wait_for(lambda: (j := batch.read_namespaced_job("ok", "default")).status and j.status.succeeded and j)
+    done = wait_for(
+        lambda: (j := batch.read_namespaced_job("ok", "default")).status and j.status.succeeded and j
+    )
     assert conditions(done)["Complete"] == ("True", "CompletionsReached") and done.status.completion_time
-    failed = wait_for(lambda: (j := batch.read_namespaced_job("boom", "default")).status and j.status.failed and j)
+    failed = wait_for(
+        lambda: (j := batch.read_namespaced_job("boom", "default")).status and j.status.failed and j
+    )
     assert conditions(failed)["Failed"] == ("True", "BackoffLimitExceeded")
     waiting = wait_for(lambda: (j := batch.read_namespaced_job("wait", "default")).status and j)
     assert waiting.status.active == 1 and not waiting.status.conditions
@@ -76,12 +99,32 @@ def test_jobs_complete_or_fail(rollout_api: client.ApiClient) -> None:
 def test_statefulsets_daemonsets_replicasets(rollout_api: client.ApiClient) -> None:
     apps = client.AppsV1Api(rollout_api)
     template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-    apps.create_namespaced_stateful_set("default", {"metadata": {"name": "db"}, "spec": {
-        "replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"a": "b"}}, "template": template}})
-    apps.create_namespaced_daemon_set("default", {"metadata": {"name": "agent"}, "spec": {
-        "selector": {"matchLabels": {"a": "b"}}, "template": template}})
-    apps.create_namespaced_replica_set("default", {"metadata": {"name": "rs"}, "spec": {
-        "replicas": 2, "selector": {"matchLabels": {"a": "b"}}, "template": template}})
+    apps.create_namespaced_stateful_set(
+        "default",
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": template,
+            },
+        },
+    )
+    apps.create_namespaced_daemon_set(
+        "default",
+        {
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template},
+        },
+    )
+    apps.create_namespaced_replica_set(
+        "default",
+        {
+            "metadata": {"name": "rs"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}}, "template": template},
+        },
+    )
     sts = wait_for(lambda: (s := apps.read_namespaced_stateful_set("db", "default")).status and s)
     assert sts.status.ready_replicas == 2 and sts.status.current_revision == sts.status.update_revision
     ds = wait_for(lambda: (d := apps.read_namespaced_daemon_set("agent", "default")).status and d)

@@ -55,7 +55,9 @@ def test_live_events_reach_a_running_watch(api: client.ApiClient) -> None:
     received: list[tuple[str, str, str]] = []
 
     def run() -> None:
-        received.extend(collect(v1.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=2))
+        received.extend(
+            collect(v1.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=2)
+        )
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -72,10 +74,21 @@ def test_watch_with_label_selector_reports_objects_leaving_it(api: client.ApiCli
     v1.create_namespaced_config_map("default", {"metadata": {"name": "other", "labels": {"app": "y"}}})
     v1.patch_namespaced_config_map("sel", "default", {"metadata": {"labels": {"app": "y"}}})
     v1.patch_namespaced_config_map("other", "default", {"metadata": {"labels": {"app": "x"}}})
-    events = collect(v1.list_namespaced_config_map, "default", resource_version=rv, label_selector="app=x", timeout_seconds=1)
+    events = collect(
+        v1.list_namespaced_config_map,
+        "default",
+        resource_version=rv,
+        label_selector="app=x",
+        timeout_seconds=1,
+    )
     assert [(t, n) for t, n, _ in events] == [("ADDED", "sel"), ("DELETED", "sel"), ("ADDED", "other")]
-    by_field = collect(v1.list_namespaced_config_map, "default", resource_version=rv,
-                       field_selector="metadata.name=other", timeout_seconds=1)
+    by_field = collect(
+        v1.list_namespaced_config_map,
+        "default",
+        resource_version=rv,
+        field_selector="metadata.name=other",
+        timeout_seconds=1,
+    )
     assert [(t, n) for t, n, _ in by_field] == [("ADDED", "other"), ("MODIFIED", "other")]
 
 
@@ -85,14 +98,19 @@ def test_too_old_resource_version_is_410_gone(tmp_path: Any) -> None:
     with KubeEmulator.in_thread(rollout=False, history_size=5) as emu:
         api = config.new_client_from_config(str(emu.write_kubeconfig(tmp_path / "kc")))
         v1 = client.CoreV1Api(api)
-        first = v1.create_namespaced_config_map("default", {"metadata": {"name": "c0"}}).metadata.resource_version
+        first = v1.create_namespaced_config_map(
+            "default", {"metadata": {"name": "c0"}}
+        ).metadata.resource_version
         for i in range(1, 10):
             v1.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}})
         with pytest.raises(ApiException) as err:
             collect(v1.list_namespaced_config_map, "default", resource_version=first, timeout_seconds=1)
         assert err.value.status == 410 and "Expired" in err.value.reason
-        raw = requests.get(f"{emu.url}/api/v1/namespaces/default/configmaps",
-                           params={"watch": "true", "resourceVersion": first}, timeout=5)
+        raw = requests.get(
+            f"{emu.url}/api/v1/namespaces/default/configmaps",
+            params={"watch": "true", "resourceVersion": first},
+            timeout=5,
+        )
         event = json.loads(raw.text.splitlines()[0])
         assert event["type"] == "ERROR"
         assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
@@ -104,8 +122,13 @@ def test_bookmarks_when_idle(emu: KubeEmulator, api: client.ApiClient) -> None:
     v1.create_namespaced_config_map("default", {"metadata": {"name": "b"}})
     rv = v1.list_namespaced_config_map("default").metadata.resource_version
     seen = []
-    for event in watch.Watch().stream(v1.list_namespaced_config_map, "default", resource_version=rv,
-                                      allow_watch_bookmarks=True, timeout_seconds=1):
+    for event in watch.Watch().stream(
+        v1.list_namespaced_config_map,
+        "default",
+        resource_version=rv,
+        allow_watch_bookmarks=True,
+        timeout_seconds=1,
+    ):
         seen.append(event)
     bookmarks = [e for e in seen if e["type"] == "BOOKMARK"]
     assert len(bookmarks) >= 2  # the fixture sets a 0.2 s bookmark period
@@ -117,8 +140,11 @@ def test_watch_single_object_and_legacy_path(emu: KubeEmulator, api: client.ApiC
     v1 = client.CoreV1Api(api)
     v1.create_namespaced_config_map("default", {"metadata": {"name": "solo"}})
     v1.create_namespaced_config_map("default", {"metadata": {"name": "noise"}})
-    reply = requests.get(f"{emu.url}/api/v1/watch/namespaces/default/configmaps/solo",
-                         params={"timeoutSeconds": "1"}, timeout=5)
+    reply = requests.get(
+        f"{emu.url}/api/v1/watch/namespaces/default/configmaps/solo",
+        params={"timeoutSeconds": "1"},
+        timeout=5,
+    )
     lines = [json.loads(line) for line in reply.text.splitlines()]
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in lines] == [("ADDED", "solo")]
 
