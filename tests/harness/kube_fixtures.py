@@ -14,7 +14,7 @@ import yaml
 if TYPE_CHECKING:
     from libs.kube_emulator import KubeEmulator
 
-__all__ = ["KUBECONFIG_ENV", "KubeApi", "kube_cluster", "kube_emulator"]
+__all__ = ["KUBECONFIG_ENV", "KubeApi", "kube_cluster", "kube_emulator", "kubeconfig_server"]
 
 KUBECONFIG_ENV = "SLUICE_TEST_KUBECONFIG"
 
@@ -30,7 +30,8 @@ class KubeApi:
     emulator: KubeEmulator | None = None
 
 
-def _server_of(kubeconfig: Path) -> str:
+def kubeconfig_server(kubeconfig: Path) -> str:
+    """The API server URL of a kubeconfig's current context."""
     config: dict[str, Any] = yaml.safe_load(kubeconfig.read_text())
     contexts = {c["name"]: c["context"] for c in config.get("contexts", [])}
     clusters = {c["name"]: c["cluster"] for c in config.get("clusters", [])}
@@ -55,6 +56,6 @@ def kube_cluster(request: pytest.FixtureRequest) -> KubeApi:
     configured = os.environ.get(KUBECONFIG_ENV)
     if configured:
         path = Path(configured).expanduser().resolve()
-        return KubeApi(url=_server_of(path), kubeconfig=path)
+        return KubeApi(url=kubeconfig_server(path), kubeconfig=path)
     emulated: KubeApi = request.getfixturevalue("kube_emulator")
     return emulated

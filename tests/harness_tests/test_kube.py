@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
-from libs.devservers.ports import LOOPBACK_OPENER
-from tests.harness.kube_fixtures import KubeApi
+from libs.devservers.ports import LOOPBACK_OPENER, http_status
+from tests.harness.kube_fixtures import KubeApi, kubeconfig_server
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +32,16 @@ def test_kube_emulator_serves_the_api_through_its_kubeconfig(kube_emulator: Kube
         core.delete_namespaced_config_map(name, "default")
     finally:
         api.close()
+
+
+def test_emulator_thread_starts_answers_and_stops_leaving_nothing(tmp_path: Path) -> None:
+    from libs.kube_emulator import KubeEmulator
+
+    before = set(threading.enumerate())
+    with KubeEmulator.in_thread() as emulator:
+        kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
+        assert kubeconfig_server(kubeconfig) == emulator.url
+        assert http_status(f"{emulator.url}/version") == 200
+        url = emulator.url
+    assert set(threading.enumerate()) <= before
+    assert http_status(f"{url}/version") is None
