@@ -97,8 +97,10 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
         reconciler = Reconciler(kind=GitRepository, steps=[fetch, done])
         buses = [await Bus.connect(nats_url, service="source", replica_id=f"r{i}") for i in range(2)]
         kubes = [Kube.from_config(str(kubeconfig)) for _ in buses]
-        controllers = [Controller(reconciler, k, b, service="source", record_kube_events=False)
-                       for k, b in zip(kubes, buses, strict=True)]
+        controllers = [
+            Controller(reconciler, k, b, service="source", record_kube_events=False)
+            for k, b in zip(kubes, buses, strict=True)
+        ]
         for c in controllers:
             await c.start()
         try:
@@ -134,8 +136,11 @@ async def test_requested_at_forces_a_run_and_is_echoed(harness: Harness) -> None
     await eventually(lambda: harness.ready("app", 1))
     stamp = "2026-11-25T20:00:00Z"
     await harness.kube.patch(
-        GV, "GitRepository", "app",
-        {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: stamp}}}, namespace=NS,
+        GV,
+        "GitRepository",
+        "app",
+        {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: stamp}}},
+        namespace=NS,
     )
 
     async def handled() -> bool:
@@ -167,7 +172,9 @@ async def test_failure_sets_conditions_retries_and_recovers(harness: Harness, na
     # The failure and the recovery were published as Flux-style event records.
     nc = await nats.connect(nats_url)
     try:
-        sub = await nc.jetstream().pull_subscribe("sluice.event.gitrepository.flux-system.broken", stream="SLUICE")
+        sub = await nc.jetstream().pull_subscribe(
+            "sluice.event.gitrepository.flux-system.broken", stream="SLUICE"
+        )
         records = [json.loads(m.data)["data"] for m in await sub.fetch(50, timeout=2)]
     finally:
         await nc.close()
@@ -175,7 +182,10 @@ async def test_failure_sets_conditions_retries_and_recovers(harness: Harness, na
     assert ("error", "GitOperationFailed") in severities
     assert severities[-1] == ("info", meta.SUCCEEDED)
     assert records[-1]["involvedObject"] == {
-        "apiVersion": GV, "kind": "GitRepository", "namespace": NS, "name": "broken",
+        "apiVersion": GV,
+        "kind": "GitRepository",
+        "namespace": NS,
+        "name": "broken",
         "uid": records[-1]["involvedObject"]["uid"],
     }
     assert records[-1]["metadata"]["source.toolkit.fluxcd.io/revision"] == "main@sha1:" + "a" * 40
