@@ -1,7 +1,7 @@
 """Generated files, derived from the models: CRDs in deploy/k8s/crds/, event JSON Schemas in docs/events/.
 
-    python -m libs.common.gen           # regenerate
-    python -m libs.common.gen --check   # exit 1 and name the stale files when anything drifted (make lint)
+python -m libs.common.gen           # regenerate
+python -m libs.common.gen --check   # exit 1 and name the stale files when anything drifted (make lint)
 """
 
 from __future__ import annotations
