@@ -675,6 +675,8 @@ class Cluster:
                 ],
             )
         if dry_run:
+            if rt.key == NS_KEY and name in ("default", "kube-system", "kube-public"):
+                raise E.forbidden("namespaces", "", name, "this namespace may not be deleted")
             return old, 200
         if policy == "Orphan":
             self._orphan_dependents(old)
@@ -736,6 +738,8 @@ class Cluster:
 
     def _delete_namespace(self, old: JSON) -> tuple[JSON, int]:
         name = old["metadata"]["name"]
+        if name in ("default", "kube-system", "kube-public"):
+            raise E.forbidden("namespaces", "", name, "this namespace may not be deleted")
         if not old["metadata"].get("deletionTimestamp"):
             new = copy.deepcopy(old)
             new["metadata"]["deletionTimestamp"] = now()

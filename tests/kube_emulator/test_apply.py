@@ -223,3 +223,24 @@ def test_apply_with_stale_resource_version_conflicts(emu: KubeEmulator) -> None:
     body = deployment("rv", replicas=4)
     body["metadata"]["resourceVersion"] = str(int(created["metadata"]["resourceVersion"]) - 1)
     assert apply(emu, DEPLOY, body, "sluice").status_code == 409
+
+
+def test_dynamic_client_server_side_apply(api: client.ApiClient) -> None:
+    from kubernetes import dynamic
+
+    deployments = dynamic.DynamicClient(api).resources.get(api_version="apps/v1", kind="Deployment")
+    created = deployments.server_side_apply(
+        body=deployment("dyn", replicas=2), namespace="default", field_manager="sluice"
+    )
+    assert created.spec.replicas == 2
+    with pytest.raises(client.ApiException) as err:
+        deployments.server_side_apply(
+            body=deployment("dyn", replicas=3), namespace="default", field_manager="other"
+        )
+    assert err.value.status == 409
+    forced = deployments.server_side_apply(
+        body=deployment("dyn", replicas=3), namespace="default", field_manager="other", force_conflicts=True
+    )
+    assert forced.spec.replicas == 3
+    owners = {m["manager"]: m["fieldsV1"] for m in forced.to_dict()["metadata"]["managedFields"]}
+    assert "f:replicas" in owners["other"]["f:spec"] and "f:replicas" not in owners["sluice"]["f:spec"]

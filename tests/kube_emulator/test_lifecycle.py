@@ -119,3 +119,9 @@ def test_deleting_namespace_deletes_contents(api: client.ApiClient) -> None:
     assert err.value.status == 403
     v1.patch_namespaced_secret("s", "doomed", {"metadata": {"finalizers": None}})
     assert not exists(v1.read_namespace, "doomed")
+
+
+def test_system_namespaces_cannot_be_deleted(api: client.ApiClient) -> None:
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(api).delete_namespace("default")
+    assert err.value.status == 403
