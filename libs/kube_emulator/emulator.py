@@ -69,7 +69,14 @@ class KubeEmulator:
         if self.state_file is not None and self.state_file.exists():
             self.cluster.restore(json.loads(self.state_file.read_text()))
         self.server.closing = False
-        runner = web.AppRunner(self.server.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        # handler_cancellation: a watch whose client went away is cancelled and unregistered at once
+        runner = web.AppRunner(
+            self.server.app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            handler_cancellation=True,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()

@@ -165,3 +165,17 @@ def test_stopping_the_emulator_ends_open_watches(tmp_path: Any) -> None:
             time.sleep(0.01)
     thread.join(timeout=5)
     assert done.is_set()
+
+
+def test_watch_whose_client_disconnects_is_unregistered(emu: KubeEmulator) -> None:
+    from .conftest import wait_for
+
+    def watcher_count() -> int:
+        return int(emu.call(lambda: sum(len(g) for g in emu.cluster.store.watchers.values())))
+
+    reply = requests.get(
+        f"{emu.url}/api/v1/namespaces/default/configmaps", params={"watch": "1"}, stream=True, timeout=5
+    )
+    wait_for(lambda: watcher_count() == 1)
+    reply.close()
+    wait_for(lambda: watcher_count() == 0)
