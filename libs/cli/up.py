@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ from libs.common.api.crd import crd_documents
 from libs.common.kube import Kube
 from libs.devservers.nats import NatsServer
 from libs.devservers.ports import free_port
-from libs.devservers.procs import ManagedProcess, launch, launch_on_free_port
+from libs.devservers.procs import ManagedProcess, launch_on_free_port
 from libs.devservers.registry import DockerRegistry
 
 SERVICES = ("source", "build", "apply", "image_scan", "image_update", "notify")
@@ -91,8 +92,7 @@ class Stack:
         self.registry = DockerRegistry(d / "registry")
         self.registry.start()
         self.log(f"► docker-registry at {self.registry.host}")
-        for name in SERVICES:
-            self._start_service(name)
+        self._start_services(SERVICES)
         endpoints = self.endpoints()
         _write_atomic(d / "endpoints.json", json.dumps(endpoints, indent=2) + "\n")
         self.log(
@@ -180,18 +180,25 @@ class Stack:
             self.extra_urls[what] = f"http://127.0.0.1:{free_port()}"
         return int(self.extra_urls[what].rsplit(":", 1)[1])
 
-    def _start_service(self, name: str) -> None:
-        port = free_port()
-        self.services[name] = launch(
-            f"sluice-{name}",
-            [sys.executable, "-m", f"services.{name}"],
-            log_path=self.state_dir / "logs" / f"{name}.log",
-            ready=lambda _p: _http_ok(f"http://127.0.0.1:{port}/readyz"),
-            timeout=60,
-            env=self._service_env(name, port),
-        )
-        self.service_urls[name] = f"http://127.0.0.1:{port}"
-        self.log(f"✔ {name} ready at {self.service_urls[name]}")
+    def _start_services(self, names: tuple[str, ...]) -> None:
+        """Start the services together, then wait until each answers /readyz."""
+        launched: dict[str, tuple[ManagedProcess, int]] = {}
+        for name in names:
+            port = free_port()
+            process = ManagedProcess(
+                f"sluice-{name}",
+                [sys.executable, "-m", f"services.{name}"],
+                log_path=self.state_dir / "logs" / f"{name}.log",
+                env=self._service_env(name, port),
+            )
+            process.start()
+            launched[name] = (process, port)
+            self.services[name] = process
+        for name, (process, port) in launched.items():
+            url = f"http://127.0.0.1:{port}"
+            process.wait_until(functools.partial(_http_ok, f"{url}/readyz"), 90, "ready")
+            self.service_urls[name] = url
+            self.log(f"✔ {name} ready at {self.service_urls[name]}")
 
     def supervise_once(self) -> None:
         """Restart a service that died (with its log saying why), a few times at most."""
@@ -203,7 +210,7 @@ class Stack:
                 continue
             self.restarts[name] = count + 1
             self.log(f"✗ {name} exited ({process.returncode}); restarting — see {process.log_path}")
-            self._start_service(name)
+            self._start_services((name,))
 
     def stop(self) -> None:
         for name in reversed(SERVICES):
