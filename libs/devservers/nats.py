@@ -6,20 +6,24 @@ import json
 import shutil
 from pathlib import Path
 
-from libs.devservers.ports import http_status
+from libs.devservers.ports import http_status, stable_port
 from libs.devservers.procs import ManagedProcess, Server, ServerStartError, launch
 
 __all__ = ["NatsServer"]
+
+_PORT_ATTEMPTS = 5
 
 
 class NatsServer(Server):
     """``nats-server -js`` storing JetStream data in ``store_dir``.
 
-    With ``port=-1`` the server picks its own port and reports it in its ports file, so there is no
-    race for a free port. :meth:`restart` (and :meth:`start` after :meth:`stop` or :meth:`kill`)
-    reuses the store directory, so streams and their messages survive, and asks for the same port
-    again, so clients reconnect to the URL they already know; only if that port was taken meanwhile
-    does the server come back on a new one (and :attr:`url` changes).
+    :meth:`restart` (and :meth:`start` after :meth:`stop` or :meth:`kill`) reuses the store
+    directory, so streams and their messages survive, and asks for the same port again, so clients
+    reconnect to the URL they already know. With ``port=-1`` that port is chosen below the kernel's
+    ephemeral range (:func:`~libs.devservers.ports.stable_port`): a port the server let the kernel
+    pick could be handed to someone's outgoing connection or ``bind(0)`` while the server is down,
+    and the restart would then have to move. Should the chosen port be taken before the server
+    binds it, another is tried. The URL always comes from the server's own ports file.
     """
 
     def __init__(
@@ -81,14 +85,24 @@ class NatsServer(Server):
 
     def _launch(self) -> ManagedProcess:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        # After the first start, ask for the port clients already know.
-        port = self._port if self._port is not None else self._requested_port
-        try:
-            return self._launch_on(port)
-        except ServerStartError as exc:
-            if not (exc.address_in_use and port != self._requested_port):
-                raise
-            return self._launch_on(self._requested_port)
+        # A restart asks for the port clients already know; a first start for the requested one.
+        preferred = self._port if self._port is not None else self._requested_port
+        if preferred != -1:
+            try:
+                return self._launch_on(preferred)
+            except ServerStartError as exc:
+                if not exc.address_in_use or self._requested_port != -1:
+                    raise
+        last_error: ServerStartError | None = None
+        for _ in range(_PORT_ATTEMPTS):
+            try:
+                return self._launch_on(stable_port(self.host))
+            except ServerStartError as exc:
+                if not exc.address_in_use:
+                    raise
+                last_error = exc
+        assert last_error is not None
+        raise last_error
 
     def _launch_on(self, port: int) -> ManagedProcess:
         def ready(process: ManagedProcess) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-__all__ = ["LOOPBACK_OPENER", "free_port", "http_status", "wait_for_tcp"]
+__all__ = ["LOOPBACK_OPENER", "free_port", "http_status", "stable_port", "wait_for_tcp"]
 
 # Loopback servers are never reached through a proxy, whatever http_proxy says.
 LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -23,6 +25,39 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_STABLE_LOW = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def stable_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
+    """A free port *below* the kernel's ephemeral range.
+
+    The kernel never hands such a port out by itself (not to ``bind(port=0)``, not as the source
+    port of an outgoing connection), so a server that is stopped and started again on it finds it
+    free again even while other processes open connections and pick free ports meanwhile. Falls
+    back to :func:`free_port` when that range is too small to find one.
+    """
+    high = _ephemeral_low() - 1
+    if high - _STABLE_LOW >= 1000:
+        rng = random.SystemRandom()
+        for _ in range(attempts):
+            port = rng.randint(_STABLE_LOW, high)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    return free_port(host)
 
 
 def wait_for_tcp(host: str, port: int, timeout: float = 5.0) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from libs.devservers.nats import NatsServer
-from libs.devservers.ports import free_port, wait_for_tcp
+from libs.devservers.ports import free_port, stable_port, wait_for_tcp
 from libs.devservers.procs import ServerStartError, launch
 from libs.devservers.registry import DockerRegistry
 from libs.devservers.sshd import GitSshServer
@@ -99,3 +99,11 @@ def test_wait_for_tcp(tmp_path: Path) -> None:
         wait_for_tcp("127.0.0.1", listener.getsockname()[1], timeout=2)
     with pytest.raises(TimeoutError):
         wait_for_tcp("127.0.0.1", free_port(), timeout=0.1)
+
+
+def test_stable_ports_are_below_the_ephemeral_range() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {stable_port() for _ in range(5)}
+    assert all(port < low for port in ports)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", ports.pop()))  # free indeed
