@@ -16,6 +16,7 @@ from typing import Any
 
 from . import errors as E
 from . import managed, schema
+from .defaults import Defaulter
 from .kinds import ResourceType, builtin_types, crd_resource_type
 from .selectors import Selector
 from .store import Event, Store, TypeKey, Watcher
@@ -79,6 +80,7 @@ class ListResult:
 class Cluster:
     def __init__(self, history_size: int = 10_000) -> None:
         self.store = Store(history_size)
+        self.defaulter = Defaulter()
         self.types: dict[TypeKey, ResourceType] = {}
         for rt in builtin_types():
             self.types[rt.key] = rt
@@ -294,6 +296,8 @@ class Cluster:
                     meta.get("name", ""),
                     [E.cause("FieldValueTypeInvalid", f"metadata.{key}", "Invalid value: must be a map")],
                 )
+        if not rt.is_custom:
+            self.defaulter(rt.key, obj, old)
         if rt.key == NS_KEY:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             status = obj.setdefault("status", {})

@@ -191,10 +191,22 @@ def _items(node: Node | None) -> Node | None:
 
 
 # -- field sets ----------------------------------------------------------------------------------
+# list-map key fields with a schema default (structured-merge-diff fills these in when absent)
+_KEY_DEFAULTS = {"protocol": "TCP"}
+
+
 def _key_element(item: Any, keys: list[str]) -> str | None:
-    if not isinstance(item, dict) or not keys or any(k not in item for k in keys):
+    if not isinstance(item, dict) or not keys:
         return None
-    return "k:" + json.dumps({k: item[k] for k in keys}, separators=(",", ":"), sort_keys=True)
+    values: JSON = {}
+    for key in keys:
+        if key in item:
+            values[key] = item[key]
+        elif key in _KEY_DEFAULTS:
+            values[key] = _KEY_DEFAULTS[key]
+        else:
+            return None
+    return "k:" + json.dumps(values, separators=(",", ":"), sort_keys=True)
 
 
 def _value_element(item: Any) -> str:
@@ -252,6 +264,10 @@ def _collect(value: Any, node: Node | None, path: Path, out: FieldSet, name: str
     out.add(path)
 
 
+def _item_matches(item: Any, want: JSON) -> bool:
+    return isinstance(item, dict) and all(item.get(k, _KEY_DEFAULTS.get(k)) == v for k, v in want.items())
+
+
 def get_at(obj: Any, path: Path) -> Any:
     cur = obj
     for element in path:
@@ -264,10 +280,7 @@ def get_at(obj: Any, path: Path) -> Any:
             if not isinstance(cur, list):
                 return _MISSING
             want = json.loads(rest)
-            cur = next(
-                (i for i in cur if isinstance(i, dict) and all(i.get(k) == v for k, v in want.items())),
-                _MISSING,
-            )
+            cur = next((i for i in cur if _item_matches(i, want)), _MISSING)
             if cur is _MISSING:
                 return _MISSING
         elif kind == "v":
@@ -287,9 +300,7 @@ def _remove_at(obj: Any, path: Path) -> None:
         parent.pop(rest, None)
     elif kind == "k" and isinstance(parent, list):
         want = json.loads(rest)
-        parent[:] = [
-            i for i in parent if not (isinstance(i, dict) and all(i.get(k) == v for k, v in want.items()))
-        ]
+        parent[:] = [i for i in parent if not _item_matches(i, want)]
     elif kind == "v" and isinstance(parent, list):
         value = json.loads(rest)
         parent[:] = [i for i in parent if i != value]

@@ -244,3 +244,18 @@ def test_dynamic_client_server_side_apply(api: client.ApiClient) -> None:
     assert forced.spec.replicas == 3
     owners = {m["manager"]: m["fieldsV1"] for m in forced.to_dict()["metadata"]["managedFields"]}
     assert "f:replicas" in owners["other"]["f:spec"] and "f:replicas" not in owners["sluice"]["f:spec"]
+
+
+def test_port_keys_use_the_protocol_default(emu: KubeEmulator) -> None:
+    body = deployment("ports")
+    body["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 8080}]
+    obj = apply(emu, DEPLOY, body, "sluice").json()
+    container = entry(obj, "sluice")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][
+        'k:{"name":"app"}'
+    ]
+    assert container["f:ports"] == {
+        'k:{"containerPort":8080,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}
+    }
+    assert obj["spec"]["template"]["spec"]["containers"][0]["ports"] == [
+        {"containerPort": 8080, "protocol": "TCP"}
+    ]

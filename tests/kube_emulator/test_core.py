@@ -332,3 +332,28 @@ def test_cluster_scoped_and_many_builtin_kinds(api: client.ApiClient) -> None:
         "default", {"metadata": {"name": "pod"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
     )
     assert client.CoreV1Api(api).read_namespaced_pod("pod", "default").status is None
+
+
+def test_builtin_defaulting_like_the_real_server(api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    secret = v1.create_namespaced_secret(
+        "default", {"metadata": {"name": "sd"}, "stringData": {"password": "hunter2"}}
+    )
+    assert secret.type == "Opaque" and secret.data == {"password": "aHVudGVyMg=="}
+    svc = v1.create_namespaced_service(
+        "default", {"metadata": {"name": "svc"}, "spec": {"ports": [{"port": 80}]}}
+    )
+    assert svc.spec.type == "ClusterIP" and svc.spec.cluster_ip.startswith("10.96.")
+    assert svc.spec.ports[0].protocol == "TCP" and svc.spec.ports[0].target_port == 80
+    svc.metadata.labels = {"x": "y"}
+    assert v1.replace_namespaced_service("svc", "default", svc).spec.cluster_ip == svc.spec.cluster_ip
+    body = deployment("defaults")
+    del body["spec"]["replicas"]
+    created = client.AppsV1Api(api).create_namespaced_deployment("default", body)
+    assert created.spec.replicas == 1 and created.spec.strategy.type == "RollingUpdate"
+    container = created.spec.template.spec.containers[0]
+    assert (
+        container.image_pull_policy == "IfNotPresent"
+        and container.termination_message_path == "/dev/termination-log"
+    )
+    assert v1.read_namespace("default").metadata.labels == {"kubernetes.io/metadata.name": "default"}

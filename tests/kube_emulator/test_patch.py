@@ -88,7 +88,7 @@ def test_strategic_merge_patch_merges_containers_by_name(emu: KubeEmulator, api:
     assert containers[0]["env"] == [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}] or containers[
         0
     ]["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
-    assert containers[0]["ports"] == [{"containerPort": 80}]
+    assert containers[0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     assert reply.json()["metadata"]["generation"] == 2
     # the typed client's default patch type for dicts is strategic merge
     patched = client.AppsV1Api(api).patch_namespaced_deployment(

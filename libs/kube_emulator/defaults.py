@@ -1,0 +1,216 @@
+"""The defaulting the real API server does for common built-in kinds (a practical subset).
+
+Applied on every write of a built-in kind, before ownership is recorded, like the real server's
+scheme defaulting: Deployments get a strategy, containers an imagePullPolicy, ports a protocol,
+Services a ClusterIP, Secrets' `stringData` is folded into base64 `data`, and so on.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+def _ports(ports: Any) -> None:
+    for port in ports or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
+def _container(container: Any) -> None:
+    if not isinstance(container, dict):
+        return
+    image = str(container.get("image", ""))
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split("@", 1)[0].split(":", 1)[1] if ":" in last.split("@", 1)[0] else ""
+    if "@" not in last:
+        container.setdefault("imagePullPolicy", "Always" if tag in ("", "latest") else "IfNotPresent")
+    else:
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    container.setdefault("resources", {})
+    _ports(container.get("ports"))
+
+
+def pod_spec(spec: Any) -> None:
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            _container(container)
+
+
+def _template(spec: JSON) -> None:
+    template = spec.get("template")
+    if isinstance(template, dict):
+        pod_spec(template.get("spec"))
+
+
+def _deployment(obj: JSON) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxSurge", "25%")
+        rolling.setdefault("maxUnavailable", "25%")
+    _template(spec)
+
+
+def _statefulset(obj: JSON) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    retention.setdefault("whenDeleted", "Retain")
+    retention.setdefault("whenScaled", "Retain")
+    _template(spec)
+
+
+def _daemonset(obj: JSON) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    _template(spec)
+
+
+def _replicaset(obj: JSON) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    _template(spec)
+
+
+def _job_spec(spec: JSON) -> None:
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completions", 1)
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    _template(spec)
+
+
+def _job(obj: JSON) -> None:
+    _job_spec(obj.setdefault("spec", {}))
+
+
+def _cronjob(obj: JSON) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_template = spec.get("jobTemplate")
+    if isinstance(job_template, dict):
+        job_spec = job_template.get("spec")
+        if isinstance(job_spec, dict):
+            _template(job_spec)
+
+
+def _pod(obj: JSON) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        pod_spec(spec)
+        spec.setdefault("enableServiceLinks", True)
+
+
+def _secret(obj: JSON) -> None:
+    obj.setdefault("type", "Opaque")
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = obj.setdefault("data", {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def _pvc(obj: JSON) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+
+
+def _namespace(obj: JSON) -> None:
+    labels = obj["metadata"].setdefault("labels", {})
+    if isinstance(labels, dict):
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+
+
+class ServiceDefaults:
+    """Service defaulting, including ClusterIP allocation from 10.96.0.0/12."""
+
+    def __init__(self) -> None:
+        self._next = int(ipaddress.IPv4Address("10.96.0.10"))
+
+    def __call__(self, obj: JSON, old: JSON | None) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                if "port" in port:
+                    port.setdefault("targetPort", port["port"])
+        if spec["type"] == "ExternalName":
+            return
+        old_spec = (old or {}).get("spec") or {}
+        if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+            spec["clusterIP"] = old_spec["clusterIP"]
+            spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
+        if not spec.get("clusterIP"):
+            spec["clusterIP"] = str(ipaddress.IPv4Address(self._next))
+            self._next += 1
+        if spec["clusterIP"] != "None":
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+
+
+_SIMPLE: dict[tuple[str, str], Callable[[JSON], None]] = {
+    ("apps", "deployments"): _deployment,
+    ("apps", "statefulsets"): _statefulset,
+    ("apps", "daemonsets"): _daemonset,
+    ("apps", "replicasets"): _replicaset,
+    ("batch", "jobs"): _job,
+    ("batch", "cronjobs"): _cronjob,
+    ("", "pods"): _pod,
+    ("", "secrets"): _secret,
+    ("", "persistentvolumeclaims"): _pvc,
+    ("", "namespaces"): _namespace,
+}
+
+
+class Defaulter:
+    def __init__(self) -> None:
+        self.services = ServiceDefaults()
+
+    def __call__(self, key: tuple[str, str], obj: JSON, old: JSON | None) -> None:
+        if key == ("", "services"):
+            self.services(obj, old)
+            return
+        simple = _SIMPLE.get(key)
+        if simple is not None:
+            simple(obj)
