@@ -98,14 +98,10 @@ class _Merger:
         _apply_retain_keys(original, patch, path)
         self.apply_set_element_order(original, patch, schema, path)
 
-        for key in [key for key in patch if key.startswith(DELETE_FROM_PRIMITIVE_LIST_PREFIX)]:
-            field = key.removeprefix(DELETE_FROM_PRIMITIVE_LIST_PREFIX)
-            to_delete = patch.pop(key)
-            if not isinstance(to_delete, list):
-                raise PatchError(f"{path}.{key}: must be a list, got {type(to_delete).__name__}")
-            current = original.get(field)
-            if isinstance(current, list):
-                original[field] = _delete_from_primitive_list(current, to_delete, f"{path}.{field}")
+        deletions = {
+            key.removeprefix(DELETE_FROM_PRIMITIVE_LIST_PREFIX): patch.pop(key)
+            for key in [key for key in patch if key.startswith(DELETE_FROM_PRIMITIVE_LIST_PREFIX)]
+        }
 
         for key, value in patch.items():
             field_path = f"{path}.{key}"
@@ -125,6 +121,17 @@ class _Merger:
                 original[key] = self.merge_list(current, value, field_schema, field_path)
             else:
                 original[key] = self.fresh(value, field_schema, field_path)
+
+        # apimachinery applies these in Go's random map order relative to the field's own patch
+        # list; they are applied last here, the outcome kubectl shows most often.
+        for field, to_delete in deletions.items():
+            if not isinstance(to_delete, list):
+                raise PatchError(
+                    f"{path}.{DELETE_FROM_PRIMITIVE_LIST_PREFIX}{field}: must be a list, got {type(to_delete).__name__}"
+                )
+            current = original.get(field)
+            if isinstance(current, list):
+                original[field] = _delete_from_primitive_list(current, to_delete, f"{path}.{field}")
         return original
 
     def fresh(self, value: Any, schema: FieldSchema | None, path: str) -> Any:
@@ -255,17 +262,20 @@ class _Merger:
                 )
             field_schema = _child(schema, field)
             merge_key = field_schema.merge_key if field_schema is not None else None
-            if incoming is not None:
+            if incoming and order:
                 _check_order(incoming, order, merge_key, field_path)
             if current is None and incoming is None:
                 continue
+            server_order = list(current or [])
             if incoming is None:
-                merged = list(current or [])
+                merged = list(server_order)
             else:
+                if merge_key and _MERGE in _strategies(field_schema):
+                    server_order = _server_order_after_merge(server_order, incoming, merge_key)
                 merged = self.merge_list(current or [], incoming, field_schema, field_path)
             key_for_order = merge_key if any(isinstance(element, dict) for element in merged) else None
             named, others = _partition(merged, order, key_for_order)
-            original[field] = _normalize_order(named, others, order, current or [], key_for_order)
+            original[field] = _normalize_order(named, others, order, server_order, key_for_order)
 
 
 def _child(schema: FieldSchema | None, name: str) -> FieldSchema | None:
@@ -329,13 +339,28 @@ def _partition(
 
 
 def _sorted_by(values: list[Any], order: list[Any], merge_key: str | None) -> list[Any]:
-    """``values`` stably sorted by their position in ``order``; those not in it go last."""
+    """``values`` sorted by their position in ``order``, exactly as apimachinery sorts them.
 
-    def position(value: Any) -> int:
-        found = _index_of(order, value, merge_key)
-        return found if found >= 0 else len(order)
+    apimachinery's comparison says "less" whenever either element is missing from ``order``, and
+    Go's stable sort runs an insertion sort on short lists; an element missing from ``order`` thus
+    ends up in a place that depends on where it started. That happens only with an empty
+    ``$setElementOrder`` list, and the same insertion sort reproduces it. For elements that are all
+    in ``order`` this is an ordinary stable sort.
+    """
+    ranked = [(_index_of(order, value, merge_key), value) for value in values]
+    for start in range(1, len(ranked)):
+        at = start
+        while at > 0 and _go_less(ranked[at][0], ranked[at - 1][0]):
+            ranked[at - 1], ranked[at] = ranked[at], ranked[at - 1]
+            at -= 1
+    return [value for _, value in ranked]
 
-    return sorted(values, key=position)
+
+def _go_less(left: int, right: int) -> bool:
+    """apimachinery's ordering of two positions (-1: absent) in normalizeSliceOrder."""
+    if left >= 0 and right >= 0:
+        return left < right
+    return True
 
 
 def _normalize_order(
@@ -388,6 +413,38 @@ def _apply_retain_keys(original: dict[str, Any], patch: dict[str, Any], path: st
             raise PatchError(f"{path}.{RETAIN_KEYS_DIRECTIVE}: patch sets {key!r} but does not retain it")
     for key in [key for key in original if key not in kept]:
         del original[key]
+
+
+def _server_order_after_merge(original: list[Any], patch: list[Any], merge_key: str) -> list[Any]:
+    """The original list as apimachinery's ``$setElementOrder`` step sees it after merging ``patch``.
+
+    apimachinery deletes ``$patch: delete`` elements and appends new ones with Go's ``append`` on
+    the original slice, which writes into the slice's own array while it has room; the ordering
+    step then reads the original through its old length. So deleted elements' slots come to hold
+    the elements after them and, in the freed room at the end, the first new elements. (The API
+    server builds the original with capacity equal to its length, which is what is modelled here.)
+    A sidecar that the patch does not name therefore keeps its lead over a container that replaces
+    a deleted one, as on a real API server.
+    """
+    if any(isinstance(element, dict) and element.get(PATCH_DIRECTIVE) == _REPLACE for element in patch):
+        return original  # the list is replaced by a new slice; nothing is written through
+    backing = list(original)
+    length = len(backing)
+    for element in patch:
+        if isinstance(element, dict) and element.get(PATCH_DIRECTIVE) == _DELETE and merge_key in element:
+            while (at := _index_of(backing[:length], element, merge_key)) >= 0:
+                backing[at : length - 1] = backing[at + 1 : length]
+                length -= 1
+    for element in patch:
+        if not isinstance(element, dict) or element.get(PATCH_DIRECTIVE) in (_DELETE, _REPLACE):
+            continue
+        if _index_of(backing[:length], element, merge_key) >= 0:
+            continue  # merged in place: same merge key, same position
+        if length == len(backing):
+            break  # append reallocates: later writes no longer reach the original's array
+        backing[length] = element
+        length += 1
+    return backing
 
 
 def _check_order(incoming: list[Any], order: list[Any], merge_key: str | None, path: str) -> None:

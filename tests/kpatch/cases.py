@@ -382,6 +382,44 @@ CASES: list[Case] = [
         pod({"containers": [A]}, finalizers=["c", "a"]),
         kustomize_differs=True,
     ),
+    Case(
+        "$setElementOrder: a sidecar the patch does not name keeps its lead over a replacement",
+        pod({"containers": [container("sidecar"), C]}),
+        pod_spec_patch(
+            **{"$setElementOrder/containers": [{"name": "a"}]},
+            containers=[A, {"name": "c", "$patch": "delete"}],
+        ),
+        pod({"containers": [container("sidecar"), A]}),
+        kustomize_differs=True,
+    ),
+    Case(
+        "$setElementOrder: an empty order keeps the original order and puts new elements last",
+        pod({"containers": [C, B, D, container("e")]}),
+        pod_spec_patch(
+            **{"$setElementOrder/containers": []},
+            containers=[container("f"), container("d", image="d:2"), C],
+        ),
+        pod({"containers": [C, B, container("d", image="d:2"), container("e"), container("f")]}),
+        kustomize_differs=True,
+    ),
+    Case(
+        "$setElementOrder: an empty order, a new element merged last sorts first",
+        pod({"containers": [C, container("f")]}),
+        pod_spec_patch(
+            **{"$setElementOrder/containers": []},
+            containers=[{"name": "a", "$patch": "delete"}, C, {"name": "a"}],
+        ),
+        pod({"containers": [{"name": "a"}, C, container("f")]}),
+        kustomize_differs=True,
+    ),
+    Case(
+        "$deleteFromPrimitiveList applies after the field's patch list",
+        pod({"containers": [A]}, finalizers=["x", "w", "z"]),
+        {"metadata": {"finalizers": ["x"], "$deleteFromPrimitiveList/finalizers": ["y", "x"]}},
+        pod({"containers": [A]}, finalizers=["w", "z"]),
+        kubectl_differs=True,  # apimachinery's order here follows Go's random map iteration
+        kustomize_differs=True,
+    ),
     # --- errors -------------------------------------------------------------------------------
     Case(
         "error: $retainKeys must name every field the patch sets",
