@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     p_kb = ksub.add_parser("build", help="print the kustomize build of DIR")
     p_kb.add_argument("dir", help="a directory with a kustomization.yaml")
 
+    p_get = sub.add_parser("get", help="list Flux objects with their readiness, like `flux get`")
+    p_get.add_argument(
+        "kind", help="a kind, plural or short name (gitrepository, ks, imagepolicy …) or 'all'"
+    )
+    p_get.add_argument("name", nargs="?", help="only this object")
+    p_get.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
+
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -45,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         from libs.kustomize.cli import main as kustomize_main
 
         return int(kustomize_main(["build", args.dir]))
+    if args.command == "get":
+        from libs.cli.get import get
+
+        namespace = None if args.all_namespaces else args.namespace
+        return get(args.kubeconfig, args.context, args.kind, args.name, namespace)
     if args.command == "version":
         print(f"sluice {VERSION}")
         return 0

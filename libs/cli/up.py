@@ -247,8 +247,9 @@ def up(state_dir: Path, *, demo: bool = False) -> int:
 
             run_demo(stack, lambda: stopping)
         print(
-            f"\nSluice is running. Try:\n  kubectl --kubeconfig {stack.kubeconfig} get crds\n"
+            "\nSluice is running. Try:\n"
             f"  .venv/bin/sluice --kubeconfig {stack.kubeconfig} get all -A\n"
+            f"  kubectl --kubeconfig {stack.kubeconfig} get crds   (if kubectl is installed)\n"
             f"Logs: {state_dir / 'logs'}. Stop with Ctrl-C."
         )
         while not stopping:

@@ -73,9 +73,15 @@ async def serve(
         tracer=runtime.tracing.tracer,
     )
 
+    started = False
+
     async def bus_ready() -> bool:
         return bus.ready()
 
+    async def startup_done() -> bool:
+        return started
+
+    runtime.add_check("started", startup_done)
     runtime.add_check("nats", bus_ready)
     runtime.add_check("kubernetes", kube.ping)
     app = App(name, runtime, bus, kube)
@@ -95,6 +101,7 @@ async def serve(
             app.controllers.append(controller)
         if setup is not None:
             await setup(app)
+        started = True
         runtime.log.info("ready", extra={"kinds": [r.kind.KIND for r in reconcilers]})
         await runtime.stopping.wait()
     finally:

@@ -159,6 +159,18 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert conditions["Ready"]["status"] == "False"
         assert conditions["Ready"]["reason"] == "NotImplemented"
+
+        table = subprocess.run(
+            [sys.executable, "-m", "libs.cli.main", "--kubeconfig", ep["kubeconfig"], "get", "gitrepo", "-A"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.splitlines()
+        assert table[0].split() == ["NAMESPACE", "NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
+        assert table[1].split()[:4] == ["flux-system", "podinfo", "False", "False"]
+        assert "does not reconcile GitRepository yet" in table[1]
     finally:
         code, leftovers = up.stop()
     assert code == 0, up.output()

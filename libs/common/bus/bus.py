@@ -203,6 +203,7 @@ class Subscription(Generic[P]):
                 if sub is None:
                     await self.bus.ensure_stream()
                     sub = self._sub = await self._bind()
+                    self._bound = True
                     failures = 0
                 free = self.concurrency - len(self._inflight)
                 if free <= 0:
