@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,10 @@ from .selectors import Selector
 from .store import Event, Store, TypeKey, Watcher
 
 JSON = dict[str, Any]
+
+# Per-request settings, set by the HTTP layer for the task serving the request.
+FIELD_VALIDATION: ContextVar[str] = ContextVar("field_validation", default="Ignore")
+WARNINGS: ContextVar[list[str] | None] = ContextVar("warnings", default=None)
 
 CRD_KEY: TypeKey = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY: TypeKey = ("", "namespaces")
@@ -307,11 +312,26 @@ class Cluster:
         elif rt.is_custom:
             schema_doc = rt.schemas.get(version) or rt.schemas.get(rt.storage_version)
             if schema_doc is not None:
-                schema.prune(obj, schema_doc, root=True)
+                dropped: list[str] = []
+                schema.prune(obj, schema_doc, root=True, dropped=dropped)
+                if dropped:
+                    self._unknown_fields(rt, version, dropped)
                 schema.apply_defaults(obj, schema_doc, root=True)
                 causes = schema.validate(obj, schema_doc, root=True)
                 if causes:
                     raise E.invalid(rt.kind, rt.group, meta.get("name", ""), causes)
+
+    def _unknown_fields(self, rt: ResourceType, version: str, dropped: list[str]) -> None:
+        """Honour the request's fieldValidation for pruned fields: Strict fails, Warn warns."""
+        mode = FIELD_VALIDATION.get()
+        listed = ", ".join(f'unknown field "{path}"' for path in dropped)
+        if mode == "Strict":
+            raise E.bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}'
+            )
+        warnings = WARNINGS.get()
+        if mode == "Warn" and warnings is not None:
+            warnings.extend(f'unknown field "{path}"' for path in dropped)
 
     def _admit_crd(self, obj: JSON, old: JSON | None) -> None:
         spec = obj.get("spec") or {}

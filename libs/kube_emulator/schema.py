@@ -53,33 +53,36 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def prune(value: Any, schema: JSON, root: bool = False) -> Any:
-    """Drop fields the schema does not know (in place), keeping preserved and embedded parts."""
+def prune(
+    value: Any, schema: JSON, root: bool = False, path: str = "", dropped: list[str] | None = None
+) -> Any:
+    """Drop fields the schema does not know (in place), keeping preserved and embedded parts.
+
+    The paths of dropped fields (`spec.foo`, `spec.items[0].bar`) are appended to `dropped`.
+    """
     if isinstance(value, dict):
         props: JSON = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
         preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
         embedded = bool(schema.get("x-kubernetes-embedded-resource"))
         for key in list(value):
-            if root and key in _ROOT_KEEP:
-                if key == "metadata" and isinstance(value[key], dict) and key in props:
-                    continue
-                continue
-            if embedded and key in _ROOT_KEEP:
+            if (root or embedded) and key in _ROOT_KEEP:
                 continue
             if key in props:
-                prune(value[key], props[key])
+                prune(value[key], props[key], False, _join(path, key), dropped)
             elif isinstance(additional, dict):
-                prune(value[key], additional)
+                prune(value[key], additional, False, _join(path, key), dropped)
             elif additional is True or preserve:
                 continue
             else:
                 del value[key]
+                if dropped is not None:
+                    dropped.append(_join(path, key))
     elif isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, dict):
-            for item in value:
-                prune(item, items)
+            for index, item in enumerate(value):
+                prune(item, items, False, f"{path}[{index}]", dropped)
     return value
 
 

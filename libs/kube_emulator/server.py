@@ -14,7 +14,7 @@ import yaml
 from aiohttp import web
 
 from . import errors as E
-from .cluster import Cluster
+from .cluster import FIELD_VALIDATION, WARNINGS, Cluster
 from .kinds import VERBS, ResourceType
 from .patching import PATCH_TYPES, decode_json
 from .selectors import make_selector
@@ -101,10 +101,22 @@ class ApiServer:
 
     # -- entry ---------------------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        mode = request.query.get("fieldValidation", "Warn")
+        warnings: list[str] = []
+        FIELD_VALIDATION.set(mode)
+        WARNINGS.set(warnings)
         try:
-            return await self._route(request)
+            if mode not in ("Ignore", "Warn", "Strict"):
+                raise E.bad_request(
+                    f'fieldValidation parameter unsupported: "{mode}", must be one of "Ignore", "Warn", "Strict"'
+                )
+            response = await self._route(request)
         except E.ApiError as err:
-            return _status_response(err)
+            response = _status_response(err)
+        if warnings and not response.prepared:
+            for warning in warnings:
+                response.headers.add("Warning", "299 - " + json.dumps(warning))
+        return response
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]

@@ -325,3 +325,21 @@ def test_crd_update_changes_schema(api: client.ApiClient, crd: dict) -> None:
     )
     assert created["spec"]["branch"] == "main"
     wait_for(lambda: True)
+
+
+def test_field_validation_strict_and_warn(emu: KubeEmulator, crd: dict) -> None:
+    url = f"{emu.url}/apis/{GROUP}/v1/namespaces/default/gitrepositories"
+    body = repo("strict", bogus=1)
+    strict = requests.post(url, params={"fieldValidation": "Strict"}, json=body, timeout=5)
+    assert strict.status_code == 400
+    assert strict.json()["message"] == (
+        'GitRepository in version "v1" cannot be handled as a GitRepository: '
+        'strict decoding error: unknown field "spec.bogus"'
+    )
+    warned = requests.post(url, json=body, timeout=5)
+    assert warned.status_code == 201 and "bogus" not in warned.json()["spec"]
+    assert warned.headers["Warning"] == '299 - "unknown field \\"spec.bogus\\""'
+    ignored = requests.post(
+        url, params={"fieldValidation": "Ignore"}, json=repo("ignored", bogus=1), timeout=5
+    )
+    assert ignored.status_code == 201 and "Warning" not in ignored.headers
