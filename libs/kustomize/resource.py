@@ -1,0 +1,391 @@
+"""Resources, their identities and the lookups kustomize's resource map offers.
+
+A :class:`Resource` is a plain JSON-shaped ``dict`` plus the bookkeeping kustomize keeps in
+internal annotations: every id the object had before a transformer renamed or moved it (so
+overlays and name references can still find it by its original name), the name prefixes and
+suffixes applied so far, the generator options (hash suffix, behavior), and build metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs.kustomize.errors import KustomizeError
+
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "CSIDriver",
+        "CSINode",
+        "CertificateSigningRequest",
+        "Cluster",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ComponentStatus",
+        "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PodSecurityPolicy",
+        "PriorityClass",
+        "RuntimeClass",
+        "SelfSubjectAccessReview",
+        "SelfSubjectRulesReview",
+        "StorageClass",
+        "SubjectAccessReview",
+        "TokenReview",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+    }
+)
+
+_TOTALLY_NOT_A_NAMESPACE = "_non_namespaceable_"
+_DEFAULT_NAMESPACE = "default"
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """``apps/v1`` -> (``apps``, ``v1``); ``v1`` -> (``""``, ``v1``)."""
+    group, slash, version = api_version.rpartition("/")
+    if not slash:
+        return "", api_version
+    return group, version
+
+
+@dataclass(frozen=True, slots=True)
+class Gvk:
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> Gvk:
+        group, version = split_api_version(str(obj.get("apiVersion") or ""))
+        return cls(group, version, str(obj.get("kind") or ""))
+
+    def is_selected(self, selector: Gvk) -> bool:
+        """Every non-empty field of ``selector`` equals ours."""
+        return (
+            (not selector.group or selector.group == self.group)
+            and (not selector.version or selector.version == self.version)
+            and (not selector.kind or selector.kind == self.kind)
+        )
+
+    @property
+    def cluster_scoped(self) -> bool:
+        return self.kind in CLUSTER_SCOPED_KINDS
+
+    def __str__(self) -> str:
+        return f"{self.kind or '[noKind]'}.{self.version or '[noVer]'}.{self.group or '[noGrp]'}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResId:
+    gvk: Gvk
+    name: str
+    namespace: str
+
+    @property
+    def effective_namespace(self) -> str:
+        if self.gvk.cluster_scoped:
+            return _TOTALLY_NOT_A_NAMESPACE
+        if self.namespace in ("", _DEFAULT_NAMESPACE):
+            return _DEFAULT_NAMESPACE
+        return self.namespace
+
+    def equals(self, other: ResId) -> bool:
+        return (
+            self.name == other.name
+            and self.gvk == other.gvk
+            and self.effective_namespace == other.effective_namespace
+        )
+
+    def ns_equals(self, other: ResId) -> bool:
+        return self.effective_namespace == other.effective_namespace
+
+    def __str__(self) -> str:
+        return f"{self.gvk}/{self.name or '[noName]'}.{self.namespace or '[noNs]'}"
+
+
+@dataclass(slots=True)
+class Resource:
+    obj: dict[str, Any]
+    prev_ids: list[ResId] = field(default_factory=list)
+    name_prefixes: list[str] = field(default_factory=list)
+    name_suffixes: list[str] = field(default_factory=list)
+    needs_hash: bool = False
+    behavior: str = ""
+    generated: bool = False
+    origin: str | None = None
+    transformations: list[str] = field(default_factory=list)
+    # (id(map), key) -> every (map, key) sharing one YAML value node with it (see labels)
+    links: dict[tuple[int, str], list[tuple[dict[str, Any], str]]] = field(default_factory=dict)
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def gvk(self) -> Gvk:
+        return Gvk.of(self.obj)
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind") or "")
+
+    @property
+    def name(self) -> str:
+        meta = self.obj.get("metadata")
+        return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.metadata()["name"] = value
+
+    @property
+    def namespace(self) -> str:
+        meta = self.obj.get("metadata")
+        return str(meta.get("namespace") or "") if isinstance(meta, dict) else ""
+
+    @namespace.setter
+    def namespace(self, value: str) -> None:
+        if value:
+            self.metadata()["namespace"] = value
+        else:
+            self.metadata().pop("namespace", None)
+
+    def metadata(self) -> dict[str, Any]:
+        meta = self.obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+            self.obj["metadata"] = meta
+        return meta
+
+    def cur_id(self) -> ResId:
+        return ResId(self.gvk, self.name, self.namespace)
+
+    def org_id(self) -> ResId:
+        return self.prev_ids[0] if self.prev_ids else self.cur_id()
+
+    def all_ids(self) -> list[ResId]:
+        return [*self.prev_ids, self.cur_id()]
+
+    def store_previous_id(self) -> None:
+        self.prev_ids.append(self.cur_id())
+
+    # -- labels and annotations -------------------------------------------------------------
+    def labels(self) -> dict[str, Any]:
+        meta = self.obj.get("metadata")
+        value = meta.get("labels") if isinstance(meta, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    def annotations(self) -> dict[str, Any]:
+        meta = self.obj.get("metadata")
+        value = meta.get("annotations") if isinstance(meta, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    def prefixes_suffixes_equal(self, other: Resource, allow_empty: bool) -> bool:
+        if allow_empty:
+            prefixes = (
+                not self.name_prefixes
+                or not other.name_prefixes
+                or _same_ending(self.name_prefixes, other.name_prefixes)
+            )
+            suffixes = (
+                not self.name_suffixes
+                or not other.name_suffixes
+                or _same_ending(self.name_suffixes, other.name_suffixes)
+            )
+            return prefixes and suffixes
+        return _same_ending(self.name_prefixes, other.name_prefixes) and _same_ending(
+            self.name_suffixes, other.name_suffixes
+        )
+
+    def copy_bookkeeping_from(self, other: Resource) -> None:
+        self.prev_ids = list(other.prev_ids)
+        self.name_prefixes = list(other.name_prefixes)
+        self.name_suffixes = list(other.name_suffixes)
+        self.needs_hash = other.needs_hash
+        self.behavior = other.behavior
+
+
+def _same_ending(a: list[str], b: list[str]) -> bool:
+    shortest, longest = (a, b) if len(a) <= len(b) else (b, a)
+    diff = len(longest) - len(shortest)
+    if not shortest:
+        return diff == 0
+    return all(longest[i + diff] == shortest[i] for i in range(len(shortest)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Lookups over a list of resources (kustomize's ResMap)
+# ------------------------------------------------------------------------------------------------
+
+
+def matching_by_any_id(resources: list[Resource], wanted: ResId) -> list[Resource]:
+    return [r for r in resources if any(i.equals(wanted) for i in r.all_ids())]
+
+
+def get_by_id(resources: list[Resource], wanted: ResId) -> Resource:
+    """A unique match by any current or previous id, with kustomize's error text."""
+    found = matching_by_any_id(resources, wanted)
+    if len(found) == 1:
+        return found[0]
+    problem = "multiple matches" if found else "no matches"
+    raise KustomizeError(
+        f"{problem} for Id {wanted}; failed to find unique target for patch {wanted}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A patch target: group/version/kind/name/namespace are anchored regexes."""
+
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+    name: str = ""
+    namespace: str = ""
+    label_selector: str = ""
+    annotation_selector: str = ""
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> Selector:
+        if not isinstance(raw, dict):
+            raise KustomizeError(f"{where}: target must be a mapping")
+        known = {
+            "group",
+            "version",
+            "kind",
+            "name",
+            "namespace",
+            "labelSelector",
+            "annotationSelector",
+        }
+        unknown = set(raw) - known
+        if unknown:
+            raise KustomizeError(f"{where}: unknown target field(s) {', '.join(sorted(unknown))}")
+        return cls(
+            group=str(raw.get("group") or ""),
+            version=str(raw.get("version") or ""),
+            kind=str(raw.get("kind") or ""),
+            name=str(raw.get("name") or ""),
+            namespace=str(raw.get("namespace") or ""),
+            label_selector=str(raw.get("labelSelector") or ""),
+            annotation_selector=str(raw.get("annotationSelector") or ""),
+        )
+
+    def __str__(self) -> str:
+        parts = [
+            f"{k}={v}"
+            for k, v in (
+                ("group", self.group),
+                ("version", self.version),
+                ("kind", self.kind),
+                ("name", self.name),
+                ("namespace", self.namespace),
+                ("labelSelector", self.label_selector),
+                ("annotationSelector", self.annotation_selector),
+            )
+            if v
+        ]
+        return "{" + ", ".join(parts) + "}"
+
+
+def _anchored(pattern: str, where: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(f"^(?:{pattern})$")
+    except re.error as exc:
+        raise KustomizeError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def select(resources: list[Resource], selector: Selector, where: str) -> list[Resource]:
+    """kustomize's ResMap.Select: original or current name/namespace, current GVK, selectors."""
+    name_re = _anchored(selector.name, where)
+    ns_re = _anchored(selector.namespace, where)
+    group_re = _anchored(selector.group, where)
+    version_re = _anchored(selector.version, where)
+    kind_re = _anchored(selector.kind, where)
+    labels = parse_label_selector(selector.label_selector, where) if selector.label_selector else None
+    annotations = (
+        parse_label_selector(selector.annotation_selector, where)
+        if selector.annotation_selector
+        else None
+    )
+    result = []
+    for r in resources:
+        cur, org = r.cur_id(), r.org_id()
+        if ns_re is not None and not (
+            ns_re.match(org.effective_namespace) or ns_re.match(cur.effective_namespace)
+        ):
+            continue
+        if name_re is not None and not (name_re.match(org.name) or name_re.match(cur.name)):
+            continue
+        gvk = cur.gvk
+        if group_re is not None and not group_re.match(gvk.group):
+            continue
+        if version_re is not None and not version_re.match(gvk.version):
+            continue
+        if kind_re is not None and not kind_re.match(gvk.kind):
+            continue
+        if labels is not None and not _selector_matches(labels, r.labels()):
+            continue
+        if annotations is not None and not _selector_matches(annotations, r.annotations()):
+            continue
+        result.append(r)
+    return result
+
+
+# A parsed requirement: (key, operator, values); operators: in, notin, exists, !exists.
+Requirement = tuple[str, str, tuple[str, ...]]
+
+_REQUIREMENT = re.compile(
+    r"""\s*(?:
+        (?P<not>!)\s*(?P<nkey>[^\s,!=()]+)
+      | (?P<key>[^\s,!=()]+)\s*
+        (?:
+          (?P<op>==|=|!=)\s*(?P<value>[^\s,!=()]*)
+        | (?P<setop>in|notin)\s*\((?P<values>[^)]*)\)
+        )?
+    )\s*(?:,|$)""",
+    re.VERBOSE,
+)
+
+
+def parse_label_selector(text: str, where: str) -> list[Requirement]:
+    """Kubernetes label selector syntax: ``a=b,c!=d,e in (x,y),f notin (z),g,!h``."""
+    requirements: list[Requirement] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _REQUIREMENT.match(text, pos)
+        if not m or m.end() == pos:
+            raise KustomizeError(f"{where}: unable to parse requirement in selector {text!r}")
+        pos = m.end()
+        if m["not"]:
+            requirements.append((m["nkey"], "!exists", ()))
+        elif m["op"]:
+            op = "notin" if m["op"] == "!=" else "in"
+            requirements.append((m["key"], op, (m["value"],)))
+        elif m["setop"]:
+            values = tuple(v.strip() for v in m["values"].split(",") if v.strip())
+            requirements.append((m["key"], m["setop"], values))
+        else:
+            requirements.append((m["key"], "exists", ()))
+    return requirements
+
+
+def _selector_matches(requirements: list[Requirement], labels: dict[str, Any]) -> bool:
+    for key, op, values in requirements:
+        present = key in labels
+        value = str(labels[key]) if present else None
+        if op == "exists" and not present:
+            return False
+        if op == "!exists" and present:
+            return False
+        if op == "in" and (not present or value not in values):
+            return False
+        if op == "notin" and present and value in values:
+            return False
+    return True
