@@ -596,12 +596,24 @@ class ApiServer:
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        initial_events = _flag(request, "sendInitialEvents")
         try:
-            watcher = self.cluster.watch(rt, ns, selector, since)
+            watcher = self.cluster.watch(rt, ns, selector, None if initial_events else since)
         except E.ApiError as err:
             await response.write(self._frame("ERROR", err.status()))
             await response.write_eof()
             return response
+        if initial_events:
+            # watch-list streaming: the current state as ADDED, then a bookmark marking its end
+            marker = {
+                "kind": rt.kind,
+                "apiVersion": rt.api_version(version),
+                "metadata": {
+                    "resourceVersion": str(self.cluster.store.rv),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }
+            watcher.queue.put_nowait(("BOOKMARK", marker))
         task = asyncio.current_task()
         if task is not None:
             self._watch_tasks.add(task)

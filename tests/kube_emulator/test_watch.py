@@ -179,3 +179,50 @@ def test_watch_whose_client_disconnects_is_unregistered(emu: KubeEmulator) -> No
     wait_for(lambda: watcher_count() == 1)
     reply.close()
     wait_for(lambda: watcher_count() == 0)
+
+
+def test_concurrent_writers_watchers_see_every_event_in_order(
+    emu: KubeEmulator, api: client.ApiClient
+) -> None:
+    v1 = client.CoreV1Api(api)
+    rv = v1.list_namespaced_config_map("default").metadata.resource_version
+    writers, per_writer = 4, 15
+
+    def write(worker: int) -> None:
+        for i in range(per_writer):
+            name = f"w{worker}-{i}"
+            v1.create_namespaced_config_map("default", {"metadata": {"name": name}})
+            v1.patch_namespaced_config_map(name, "default", {"data": {"n": str(i)}})
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    events = collect(v1.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1)
+    rvs = [int(r) for _, _, r in events]
+    assert len(events) == writers * per_writer * 2
+    assert rvs == list(range(int(rv) + 1, int(rv) + 1 + len(events)))  # gapless, strictly increasing
+    for worker in range(writers):
+        for i in range(per_writer):
+            mine = [t for t, n, _ in events if n == f"w{worker}-{i}"]
+            assert mine == ["ADDED", "MODIFIED"]
+
+
+def test_send_initial_events_ends_with_a_marked_bookmark(emu: KubeEmulator, api: client.ApiClient) -> None:
+    client.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "init"}})
+    reply = requests.get(
+        f"{emu.url}/api/v1/namespaces/default/configmaps",
+        params={
+            "watch": "1",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "1",
+        },
+        timeout=5,
+    )
+    events = [json.loads(line) for line in reply.text.splitlines()]
+    assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "init"
+    assert events[1]["type"] == "BOOKMARK"
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
