@@ -63,9 +63,7 @@ def apply_fieldspec(obj: dict[str, Any], spec: FieldSpec, setter: Setter, create
     _walk(obj, spec.parts, 0, spec.create, setter, create_map)
 
 
-def _walk(
-    node: Any, parts: tuple[str, ...], i: int, create: bool, setter: Setter, create_map: bool
-) -> None:
+def _walk(node: Any, parts: tuple[str, ...], i: int, create: bool, setter: Setter, create_map: bool) -> None:
     if isinstance(node, list):
         for element in node:
             _walk(element, parts, i, create, setter, create_map)
@@ -296,7 +294,11 @@ _NAMESPACE: list[FieldSpec] = [
     _fs("subjects", "RoleBinding"),
     _fs("subjects", "ClusterRoleBinding"),
     _fs("spec/service/namespace", "APIService", "apiregistration.k8s.io", create=True),
-    _fs("spec/conversion/webhook/clientConfig/service/namespace", "CustomResourceDefinition", "apiextensions.k8s.io"),
+    _fs(
+        "spec/conversion/webhook/clientConfig/service/namespace",
+        "CustomResourceDefinition",
+        "apiextensions.k8s.io",
+    ),
 ]
 
 _IMAGES: list[FieldSpec] = [
@@ -357,9 +359,13 @@ def _name_references() -> list[tuple[Gvk, list[FieldSpec]]]:
         _fs("spec/rules/http/paths/backend/service/name", "Ingress"),
         _fs("spec/defaultBackend/service/name", "Ingress"),
         _fs("spec/service/name", "APIService", "apiregistration.k8s.io"),
-        _fs("webhooks/clientConfig/service", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io"),
+        _fs(
+            "webhooks/clientConfig/service", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io"
+        ),
         _fs("webhooks/clientConfig/service", "MutatingWebhookConfiguration", "admissionregistration.k8s.io"),
-        _fs("spec/conversion/webhook/clientConfig/service", "CustomResourceDefinition", "apiextensions.k8s.io"),
+        _fs(
+            "spec/conversion/webhook/clientConfig/service", "CustomResourceDefinition", "apiextensions.k8s.io"
+        ),
     ]
     role = [_fs("roleRef/name", "RoleBinding", "rbac.authorization.k8s.io")]
     cluster_role = [

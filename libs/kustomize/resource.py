@@ -231,9 +231,7 @@ def get_by_id(resources: list[Resource], wanted: ResId) -> Resource:
     if len(found) == 1:
         return found[0]
     problem = "multiple matches" if found else "no matches"
-    raise KustomizeError(
-        f"{problem} for Id {wanted}; failed to find unique target for patch {wanted}"
-    )
+    raise KustomizeError(f"{problem} for Id {wanted}; failed to find unique target for patch {wanted}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,9 +307,7 @@ def select(resources: list[Resource], selector: Selector, where: str) -> list[Re
     kind_re = _anchored(selector.kind, where)
     labels = parse_label_selector(selector.label_selector, where) if selector.label_selector else None
     annotations = (
-        parse_label_selector(selector.annotation_selector, where)
-        if selector.annotation_selector
-        else None
+        parse_label_selector(selector.annotation_selector, where) if selector.annotation_selector else None
     )
     result = []
     for r in resources:

@@ -167,7 +167,9 @@ class KustTarget:
             raise KustomizeError(f"invalid Kustomization: {self.where}: not a mapping")
         for key in k:
             if key in UNSUPPORTED_FIELDS:
-                raise KustomizeError(f"{self.where}: field '{key}' is not supported: {UNSUPPORTED_FIELDS[key]}")
+                raise KustomizeError(
+                    f"{self.where}: field '{key}' is not supported: {UNSUPPORTED_FIELDS[key]}"
+                )
             if key not in _SUPPORTED_FIELDS:
                 raise KustomizeError(f'invalid Kustomization: {self.where}: json: unknown field "{key}"')
         kind = k.get("kind") or KUSTOMIZATION_KIND
@@ -318,7 +320,9 @@ class KustTarget:
 
     # -- generators ---------------------------------------------------------------------------
     def _run_generators(self, ra: Accumulator) -> None:
-        global_options = GeneratorOptions.parse(self.k.get("generatorOptions"), f"{self.where}: generatorOptions")
+        global_options = GeneratorOptions.parse(
+            self.k.get("generatorOptions"), f"{self.where}: generatorOptions"
+        )
         for key, kind in (("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")):
             for entry in self._list(key):
                 res = make_generated(kind, entry, f"{self.where}: {key}", self.loader.read, global_options)
@@ -327,7 +331,9 @@ class KustTarget:
                 try:
                     ra.absorb(res)
                 except KustomizeError as exc:
-                    raise KustomizeError(f"merging from generator {key} {entry.get('name')!r}: {exc}") from None
+                    raise KustomizeError(
+                        f"merging from generator {key} {entry.get('name')!r}: {exc}"
+                    ) from None
 
     # -- transformers -------------------------------------------------------------------------
     def _run_transformers(self, ra: Accumulator) -> None:
@@ -347,11 +353,15 @@ class KustTarget:
         prefix = _text(self.k.get("namePrefix"))
         if prefix:
             pspecs = config.specs["namePrefix"]
-            steps.append(("PrefixTransformer", lambda rs: transform_name_affix(rs, prefix, pspecs, suffix=False)))
+            steps.append(
+                ("PrefixTransformer", lambda rs: transform_name_affix(rs, prefix, pspecs, suffix=False))
+            )
         suffix = _text(self.k.get("nameSuffix"))
         if suffix:
             sspecs = config.specs["nameSuffix"]
-            steps.append(("SuffixTransformer", lambda rs: transform_name_affix(rs, suffix, sspecs, suffix=True)))
+            steps.append(
+                ("SuffixTransformer", lambda rs: transform_name_affix(rs, suffix, sspecs, suffix=True))
+            )
         for index, entry in enumerate(self._list("labels")):
             steps.append(("LabelTransformer", self._labels_step(entry, config, index)))
         common_labels = self._map("commonLabels")
@@ -385,7 +395,9 @@ class KustTarget:
                 for r in ra.resources:
                     r.transformations.append(entry_text)
 
-    def _labels_step(self, entry: Any, config: TransformerConfig, index: int) -> Callable[[list[Resource]], None]:
+    def _labels_step(
+        self, entry: Any, config: TransformerConfig, index: int
+    ) -> Callable[[list[Resource]], None]:
         where = f"{self.where}: labels[{index}]"
         if not isinstance(entry, dict):
             raise KustomizeError(f"{where} must be a mapping")
@@ -408,7 +420,9 @@ class KustTarget:
                 specs = merge_specs(specs, config.specs["templateLabels"])
         return lambda rs: transform_map_entries(rs, labels, specs)
 
-    def _replicas_step(self, entry: Any, config: TransformerConfig, index: int) -> Callable[[list[Resource]], None]:
+    def _replicas_step(
+        self, entry: Any, config: TransformerConfig, index: int
+    ) -> Callable[[list[Resource]], None]:
         where = f"{self.where}: replicas[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise KustomizeError(f"{where} needs a name and a count")

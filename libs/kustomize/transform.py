@@ -8,7 +8,7 @@ from typing import Any
 
 from libs.kustomize.config import FieldSpec, TransformerConfig, apply_fieldspec
 from libs.kustomize.errors import KustomizeError
-from libs.kustomize.resource import Gvk, Resource, ResId
+from libs.kustomize.resource import Gvk, Resource
 
 # ------------------------------------------------------------------------------------------------
 # namespace
@@ -91,9 +91,7 @@ def transform_name_affix(
 # ------------------------------------------------------------------------------------------------
 
 
-def transform_map_entries(
-    resources: list[Resource], entries: dict[str, str], specs: list[FieldSpec]
-) -> None:
+def transform_map_entries(resources: list[Resource], entries: dict[str, str], specs: list[FieldSpec]) -> None:
     """LabelTransformer / AnnotationsTransformer: set ``entries`` in every map the specs name.
 
     kustomize (kyaml) gives every entry this call creates in one object the same YAML value
@@ -109,7 +107,12 @@ def transform_map_entries(
         new_groups: dict[str, list[tuple[dict[str, Any], str]]] = {}
         links = r.links
 
-        def setter(container: dict[str, Any], key: str) -> None:
+        def setter(
+            container: dict[str, Any],
+            key: str,
+            links: dict[tuple[int, str], list[tuple[dict[str, Any], str]]] = links,
+            new_groups: dict[str, list[tuple[dict[str, Any], str]]] = new_groups,
+        ) -> None:
             target = container.get(key)
             if target is None:
                 target = {}
@@ -377,9 +380,7 @@ class _NameRefFilter:
             found = [
                 r
                 for r in found
-                if r.cur_id().gvk.cluster_scoped
-                or r.kind == "ServiceAccount"
-                or ref_id.ns_equals(r.cur_id())
+                if r.cur_id().gvk.cluster_scoped or r.kind == "ServiceAccount" or ref_id.ns_equals(r.cur_id())
             ]
         if len(found) == 1:
             return found[0]
@@ -390,8 +391,7 @@ class _NameRefFilter:
         if len(found) > 1:
             first = found[0]
             if all(
-                r.name == first.name and (not with_namespace or r.namespace == first.namespace)
-                for r in found
+                r.name == first.name and (not with_namespace or r.namespace == first.namespace) for r in found
             ):
                 return first
             ids = ", ".join(str(r.cur_id()) for r in found)
@@ -419,7 +419,3 @@ def _walk_unchecked(
         setter(node, key)
     else:
         _walk_unchecked(node[key], parts, i + 1, setter)
-
-
-def all_ids_text(ids: list[ResId]) -> str:
-    return ", ".join(str(i) for i in ids)

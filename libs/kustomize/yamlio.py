@@ -184,7 +184,7 @@ class _Loader(_BaseLoader):
                     return _TAG_MERGE
                 return _TAG_V3
             return _TAG_STR
-        return str(super().resolve(kind, value, implicit))
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
 
 
 def _construct_v3(loader: _Loader, node: yaml.ScalarNode) -> Any:
@@ -233,8 +233,13 @@ def load_all(text: str) -> list[Any]:
 
 _BEST_WIDTH = 80
 _V2_NON_STRINGS = frozenset(
-    """y Y yes Yes YES n N no No NO true True TRUE false False FALSE on On ON off Off OFF
-    ~ null Null NULL .nan .NaN .NAN .inf .Inf .INF +.inf +.Inf +.INF -.inf -.Inf -.INF <<""".split()
+    {
+        *("y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO"),
+        *("true", "True", "TRUE", "false", "False", "FALSE"),
+        *("on", "On", "ON", "off", "Off", "OFF"),
+        *("~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN"),
+        *(".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<"),
+    }
 )
 _BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 
@@ -292,15 +297,10 @@ class _ScalarAnalysis:
         for i, ch in enumerate(value):
             followed_by_ws = i == last or value[i + 1] in " \t" or value[i + 1] in _BREAKS
             if i == 0:
-                if ch in "#,[]{}&*!|>'\"%@`":
-                    block_indicators = True
-                elif ch in "?:" or ch == "-":
-                    if followed_by_ws:
-                        block_indicators = True
-            elif ch == ":":
-                if followed_by_ws:
-                    block_indicators = True
-            elif ch == "#" and preceded_by_ws:
+                indicator = ch in "#,[]{}&*!|>'\"%@`" or (ch in "?:-" and followed_by_ws)
+            else:
+                indicator = (ch == ":" and followed_by_ws) or (ch == "#" and preceded_by_ws)
+            if indicator:
                 block_indicators = True
             if not _printable(ord(ch)):
                 special = True
@@ -451,7 +451,7 @@ def _write_double(w: _Writer, value: str, indent: int, allow_breaks: bool) -> No
     n = len(value)
     for i, ch in enumerate(value):
         code = ord(ch)
-        if not _printable(code) or code == 0xFEFF or ch in _BREAKS or ch == '"' or ch == "\\":
+        if not _printable(code) or code == 0xFEFF or ch in _BREAKS or ch in '"\\':
             w.write(_escape(ch))
             spaces = False
         elif ch == " ":
@@ -491,9 +491,7 @@ def _write_string(w: _Writer, value: str, indent: int, simple_key: bool) -> None
     analysis = _ScalarAnalysis(value)
     if "\n" in value and not simple_key:
         style = "|" if analysis.block_allowed else '"'
-    elif simple_key and analysis.multiline:
-        style = '"'
-    elif not plain_resolves_to_string(value):
+    elif (simple_key and analysis.multiline) or not plain_resolves_to_string(value):
         style = '"'
     elif analysis.block_plain_allowed:
         style = ""
@@ -616,7 +614,7 @@ def _sorted_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _letter_key(key: str) -> tuple[tuple[int, int], ...]:
-    return tuple((1, ord(c)) if c.isalpha() else (0, ord(c)) for c in key) + ((-1, 0),)
+    return (*((1, ord(c)) if c.isalpha() else (0, ord(c)) for c in key), (-1, 0))
 
 
 def _key_string(key: Any) -> str:
