@@ -48,17 +48,17 @@ test-fast: deps ## unit tests only
 
 lint: venv ## ruff, mypy (strict on libs), import-linter contracts, generated files up to date
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check libs services tests bench
-	$(VENV)/bin/mypy libs services
+	$(VENV)/bin/ruff format --check libs services tests bench tools
+	$(VENV)/bin/mypy libs services tools
 	$(VENV)/bin/lint-imports
-	$(PY) -m libs.common.gen --check
+	$(PY) tools/gen.py --check
 
 fmt: venv ## format the code
-	$(VENV)/bin/ruff format libs services tests bench
+	$(VENV)/bin/ruff format libs services tests bench tools
 	$(VENV)/bin/ruff check --fix .
 
-gen: venv ## regenerate CRDs (deploy/k8s/crds) and event JSON Schemas (docs/events) from the models
-	$(PY) -m libs.common.gen
+gen: venv ## regenerate CRDs (deploy/k8s/crds), event JSON Schemas (docs/events) and docs/settings.md
+	$(PY) tools/gen.py
 
 conformance: venv ## run the kustomize conformance corpus against `sluice kustomize build`
 	$(PY) ../shared/conformance/kustomize/run.py --cmd "$(abspath $(VENV))/bin/sluice kustomize build {dir}"

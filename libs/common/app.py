@@ -96,6 +96,7 @@ async def serve(
                 concurrency=settings.concurrency,
                 jitter=settings.interval_jitter,
                 observe=runtime.metrics.observe_reconcile,
+                objects_gauge=runtime.metrics.set_objects,
             )
             await controller.start()
             app.controllers.append(controller)

@@ -160,6 +160,12 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert conditions["Ready"]["status"] == "False"
         assert conditions["Ready"]["reason"] == "NotImplemented"
 
+        deadline = time.monotonic() + 10
+        gauge = 'sluice_objects{kind="GitRepository",ready="False"} 1.0'
+        while gauge not in http(f"{ep['services']['source']}/metrics")[1].decode():
+            assert time.monotonic() < deadline, "the objects gauge never counted the GitRepository"
+            time.sleep(0.2)
+
         table = subprocess.run(
             [sys.executable, "-m", "libs.cli.main", "--kubeconfig", ep["kubeconfig"], "get", "gitrepo", "-A"],
             cwd=ROOT,

@@ -53,6 +53,7 @@ log = logging.getLogger("sluice.controller")
 T = TypeVar("T", bound=FluxObject)
 
 ObserveFn = Callable[[str, str, float], None]
+GaugeFn = Callable[[str, str, float], None]
 
 
 def object_key(kind: str, namespace: str, name: str) -> str:
@@ -105,6 +106,7 @@ class Controller(Generic[T]):
     concurrency: int = 4
     jitter: float = 0.05
     observe: ObserveFn | None = None
+    objects_gauge: GaugeFn | None = None
     record_kube_events: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _seen: dict[str, _Watched] = field(default_factory=dict)
@@ -113,6 +115,7 @@ class Controller(Generic[T]):
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _running: dict[str, bool] = field(default_factory=dict)
     _retries: dict[str, int] = field(default_factory=dict)
+    _readiness: dict[str, str] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -172,10 +175,26 @@ class Controller(Generic[T]):
         )
         await self.bus.publish(payload, msg_id=msg_id)
 
+    def _count(self, key: str, ready: str | None) -> None:
+        """Keep the `sluice_objects{kind, ready}` gauge in step with what the watch sees."""
+        before = self._readiness.pop(key, None)
+        if ready is not None:
+            self._readiness[key] = ready
+        if self.objects_gauge is None or before == ready:
+            return
+        for state in {before, ready} - {None}:
+            count = sum(1 for v in self._readiness.values() if v == state)
+            self.objects_gauge(self.kind.KIND, str(state), float(count))
+
     async def _observe(self, raw: dict[str, Any], startup: bool) -> None:
         md = raw.get("metadata") or {}
         ns, name = md.get("namespace", ""), md.get("name", "")
         key = object_key(self.kind.KIND, ns, name)
+        conditions = (raw.get("status") or {}).get("conditions") or []
+        ready = next(
+            (c.get("status", "Unknown") for c in conditions if c.get("type") == meta.READY), "Unknown"
+        )
+        self._count(key, ready)
         gen = md.get("generation")
         requested = (md.get("annotations") or {}).get(meta.RECONCILE_REQUEST_ANNOTATION)
         deleting = bool(md.get("deletionTimestamp"))
@@ -241,6 +260,7 @@ class Controller(Generic[T]):
                 await asyncio.sleep(1.0)
 
     def _forget(self, key: str) -> None:
+        self._count(key, None)
         self._seen.pop(key, None)
         self._cancel_timer(key)
         self._retries.pop(key, None)

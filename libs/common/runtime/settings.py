@@ -118,7 +118,10 @@ class Settings(BaseModel):
     log_format: Literal["json", "text"] = Field("json", description="Log line format: json or text.")
     artifact_store: str = Field(
         "file:///var/lib/sluice/artifacts",
-        description="Where artifacts are stored: file:///path or s3://bucket/prefix.",
+        description=(
+            "Where artifacts are stored: file:///path, or s3://bucket?endpoint=http://host:port&region=…"
+            " (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."
+        ),
     )
     artifact_base_url: str = Field(
         "", description="Public base URL artifacts are served from; empty = this service's HTTP address."
@@ -172,7 +175,9 @@ class Settings(BaseModel):
     def _check_artifact_store(cls, value: str) -> str:
         scheme, sep, rest = value.partition("://")
         if not sep or not scheme or not rest:
-            raise ValueError("must be a URL such as file:///var/lib/sluice/artifacts or s3://bucket/prefix")
+            raise ValueError(
+                "must be a URL such as file:///var/lib/sluice/artifacts or s3://bucket?endpoint=http://minio:9000"
+            )
         return value
 
     @field_validator("artifact_base_url")
