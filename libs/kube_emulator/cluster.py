@@ -74,6 +74,15 @@ def _meta_for_noop(obj: JSON) -> JSON:
     return meta
 
 
+def _dig(obj: JSON, json_path: str) -> Any:
+    cur: Any = obj
+    for part in (p for p in json_path.split(".") if p):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
 @dataclass
 class ListResult:
     items: list[JSON]
@@ -653,6 +662,94 @@ class Cluster:
             subresource,
         )
         return self.write(rt, version, old, merged, manager, "Apply", subresource, dry_run, fields), False
+
+    # -- scale subresource ---------------------------------------------------------------------
+    def get_scale(self, rt: ResourceType, ns: str | None, name: str) -> JSON:
+        return self._scale_of(rt, self.get(rt, ns, name))
+
+    def _scale_of(self, rt: ResourceType, obj: JSON) -> JSON:
+        paths = rt.scale or {}
+        meta = obj["metadata"]
+        spec_replicas = _dig(obj, paths.get("specReplicasPath", ".spec.replicas"))
+        status_replicas = _dig(obj, paths.get("statusReplicasPath", ".status.replicas"))
+        if paths.get("labelSelectorPath"):
+            selector = _dig(obj, paths["labelSelectorPath"])
+        else:
+            spec_selector = (obj.get("spec") or {}).get("selector") or {}
+            labels = (
+                spec_selector.get("matchLabels", spec_selector) if isinstance(spec_selector, dict) else {}
+            )
+            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if isinstance(v, str))
+        scale_meta = {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        }
+        status: JSON = {"replicas": int(status_replicas or 0)}
+        if selector:
+            status["selector"] = selector
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": scale_meta,
+            "spec": {"replicas": int(spec_replicas or 0)},
+            "status": status,
+        }
+
+    def update_scale(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        scale: JSON,
+        manager: str,
+        dry_run: bool,
+    ) -> JSON:
+        old = self.get(rt, ns, name)
+        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise E.stale_conflict(rt.resource, rt.group, name)
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise E.invalid(
+                "Scale",
+                "autoscaling",
+                name,
+                [
+                    E.cause(
+                        "FieldValueInvalid",
+                        "spec.replicas",
+                        f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0",
+                    )
+                ],
+            )
+        new = copy.deepcopy(old)
+        path = [p for p in (rt.scale or {}).get("specReplicasPath", ".spec.replicas").split(".") if p]
+        target = new
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = replicas
+        result = self.write(rt, rt.storage_version, old, new, manager, "Update", None, dry_run)
+        return self._scale_of(rt, result)
+
+    def patch_scale(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        manager: str,
+        dry_run: bool,
+    ) -> JSON:
+        from . import patching
+
+        current = self.get_scale(rt, ns, name)
+        scale_type = ResourceType(
+            group="autoscaling", versions=["v1"], resource="scale", kind="Scale", namespaced=True
+        )
+        patched = patching.apply_patch(scale_type, current, content_type, raw)
+        return self.update_scale(rt, ns, name, patched, manager, dry_run)
 
     # -- delete --------------------------------------------------------------------------------
     def delete(

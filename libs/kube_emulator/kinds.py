@@ -22,6 +22,7 @@ class ResourceType:
     short_names: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     has_status: bool = False
+    scale: JSON | None = None  # {specReplicasPath, statusReplicasPath, labelSelectorPath}
     singular: str = ""
     crd_name: str | None = None
     schemas: dict[str, JSON] = field(default_factory=dict)
@@ -131,6 +132,15 @@ _BUILTINS: list[tuple[str, list[str], str, str, bool, list[str], list[str], bool
 ]
 
 
+_SCALABLE = {
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "replicasets"),
+    ("", "replicationcontrollers"),
+}
+BUILTIN_SCALE: JSON = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}
+
+
 def builtin_types() -> list[ResourceType]:
     return [
         ResourceType(
@@ -142,6 +152,7 @@ def builtin_types() -> list[ResourceType]:
             short_names=list(sn),
             categories=list(cat),
             has_status=st,
+            scale=dict(BUILTIN_SCALE) if (g, r) in _SCALABLE else None,
         )
         for g, vs, r, k, ns, sn, cat, st in _BUILTINS
     ]
@@ -159,13 +170,17 @@ def crd_resource_type(crd: JSON) -> ResourceType:
     schemas: dict[str, JSON] = {}
     columns: dict[str, list[JSON]] = {}
     has_status = False
+    scale: JSON | None = None
     for v in versions:
         schema = (v.get("schema") or {}).get("openAPIV3Schema")
         if schema is not None:
             schemas[v["name"]] = schema
         columns[v["name"]] = list(v.get("additionalPrinterColumns") or [])
-        if "status" in (v.get("subresources") or {}):
+        subresources = v.get("subresources") or {}
+        if "status" in subresources:
             has_status = True
+        if isinstance(subresources.get("scale"), dict):
+            scale = dict(subresources["scale"])
     return ResourceType(
         group=spec.get("group", ""),
         versions=served_names or [storage],
@@ -175,6 +190,7 @@ def crd_resource_type(crd: JSON) -> ResourceType:
         short_names=list(names.get("shortNames") or []),
         categories=list(names.get("categories") or []),
         has_status=has_status,
+        scale=scale,
         singular=names.get("singular") or names.get("kind", "").lower(),
         crd_name=(crd.get("metadata") or {}).get("name"),
         schemas=schemas,

@@ -182,9 +182,12 @@ class ApiServer:
         if (
             sub is not None
             and not (sub == "status" and rt.has_status)
+            and not (sub == "scale" and rt.scale is not None)
             and not (sub == "finalize" and resource == "namespaces")
         ):
             raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "scale" and rt.scale is not None and name is not None:
+            return await self._scale(request, rt, ns, name)
         if sub == "finalize":
             sub = None
         method = request.method
@@ -270,6 +273,18 @@ class ApiServer:
             if rt.categories:
                 entry["categories"] = list(rt.categories)
             resources.append(entry)
+            if rt.scale is not None:
+                resources.append(
+                    {
+                        "name": f"{rt.resource}/scale",
+                        "singularName": "",
+                        "namespaced": rt.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
             if rt.has_status:
                 resources.append(
                     {
@@ -309,14 +324,25 @@ class ApiServer:
                         entry["shortNames"] = list(rt.short_names)
                     if rt.categories:
                         entry["categories"] = list(rt.categories)
+                    subresources: list[JSON] = []
                     if rt.has_status:
-                        entry["subresources"] = [
+                        subresources.append(
                             {
                                 "subresource": "status",
                                 "responseKind": {"group": group, "version": version, "kind": rt.kind},
                                 "verbs": ["get", "patch", "update"],
                             }
-                        ]
+                        )
+                    if rt.scale is not None:
+                        subresources.append(
+                            {
+                                "subresource": "scale",
+                                "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                                "verbs": ["get", "patch", "update"],
+                            }
+                        )
+                    if subresources:
+                        entry["subresources"] = subresources
                     resources.append(entry)
                 version_docs.append({"version": version, "resources": resources, "freshness": "Current"})
             items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": version_docs})
@@ -533,6 +559,28 @@ class ApiServer:
             self._dry_run(request),
         )
         return _json_response(self.cluster.output(obj, rt, version), 201 if created else 200)
+
+    async def _scale(self, request: web.Request, rt: ResourceType, ns: str | None, name: str) -> web.Response:
+        if request.method == "GET":
+            return _json_response(self.cluster.get_scale(rt, ns, name))
+        if request.method == "PUT":
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise E.bad_request("the body of the request must be a JSON object")
+            scale = self.cluster.update_scale(
+                rt, ns, name, body, self._manager(request), self._dry_run(request)
+            )
+            return _json_response(scale)
+        if request.method == "PATCH":
+            ctype = request.content_type
+            if ctype not in PATCH_TYPES or ctype == "application/apply-patch+yaml":
+                raise E.unsupported_media_type(ctype)
+            raw = await request.read()
+            scale = self.cluster.patch_scale(
+                rt, ns, name, ctype, raw, self._manager(request), self._dry_run(request)
+            )
+            return _json_response(scale)
+        raise E.method_not_allowed()
 
     async def _delete_options(self, request: web.Request) -> JSON:
         raw = await request.read()

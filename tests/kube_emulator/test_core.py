@@ -357,3 +357,25 @@ def test_builtin_defaulting_like_the_real_server(api: client.ApiClient) -> None:
         and container.termination_message_path == "/dev/termination-log"
     )
     assert v1.read_namespace("default").metadata.labels == {"kubernetes.io/metadata.name": "default"}
+
+
+def test_scale_subresource(api: client.ApiClient) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment("default", deployment("sc", replicas=2))
+    scale = apps.read_namespaced_deployment_scale("sc", "default")
+    assert scale.spec.replicas == 2 and scale.status.selector == "app=sc"
+    patched = apps.patch_namespaced_deployment_scale("sc", "default", {"spec": {"replicas": 4}})
+    assert patched.spec.replicas == 4
+    scale = apps.read_namespaced_deployment_scale("sc", "default")
+    scale.spec.replicas = 1
+    apps.replace_namespaced_deployment_scale("sc", "default", scale)
+    after = apps.read_namespaced_deployment("sc", "default")
+    assert after.spec.replicas == 1 and after.metadata.generation == 3
+    with pytest.raises(ApiException) as err:
+        apps.patch_namespaced_deployment_scale("sc", "default", {"spec": {"replicas": -1}})
+    assert err.value.status == 422
+    resources = {r.name: r for r in apps.get_api_resources().resources}
+    assert (
+        resources["deployments/scale"].kind == "Scale"
+        and resources["deployments/scale"].group == "autoscaling"
+    )

@@ -343,3 +343,64 @@ def test_field_validation_strict_and_warn(emu: KubeEmulator, crd: dict) -> None:
         url, params={"fieldValidation": "Ignore"}, json=repo("ignored", bogus=1), timeout=5
     )
     assert ignored.status_code == 201 and "Warning" not in ignored.headers
+
+
+def test_crd_scale_subresource(api: client.ApiClient) -> None:
+    body = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "pools.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Pool", "plural": "pools"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.size",
+                            "statusReplicasPath": ".status.size",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                                "status": {
+                                    "type": "object",
+                                    "properties": {
+                                        "size": {"type": "integer"},
+                                        "selector": {"type": "string"},
+                                    },
+                                },
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(body)
+    co = client.CustomObjectsApi(api)
+    co.create_namespaced_custom_object(
+        "example.com",
+        "v1",
+        "default",
+        "pools",
+        {"apiVersion": "example.com/v1", "kind": "Pool", "metadata": {"name": "p"}, "spec": {"size": 1}},
+    )
+    co.patch_namespaced_custom_object_status(
+        "example.com", "v1", "default", "pools", "p", {"status": {"size": 1, "selector": "app=p"}}
+    )
+    scale = co.get_namespaced_custom_object_scale("example.com", "v1", "default", "pools", "p")
+    assert scale["spec"]["replicas"] == 1 and scale["status"] == {"replicas": 1, "selector": "app=p"}
+    co.patch_namespaced_custom_object_scale(
+        "example.com", "v1", "default", "pools", "p", {"spec": {"replicas": 3}}
+    )
+    assert co.get_namespaced_custom_object("example.com", "v1", "default", "pools", "p")["spec"]["size"] == 3

@@ -85,6 +85,8 @@ def test_server_side_apply_get_patch_delete(kubectl: Kubectl) -> None:
     managed = json.loads(kubectl("get", "deployment", "web", "-o", "json", "--show-managed-fields").stdout)
     managers = {(m["manager"], m["operation"]) for m in managed["metadata"]["managedFields"]}
     assert ("kubectl", "Apply") in managers
+    kubectl("scale", "deployment", "web", "--replicas=5")
+    assert kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}").stdout == "5"
     kubectl("delete", "deployment", "web")
     gone = kubectl("get", "deployment", "web", check=False)
     assert gone.returncode != 0 and 'deployments.apps "web" not found' in gone.stderr
