@@ -81,6 +81,7 @@ class _Merger:
     def __init__(self, style: Style) -> None:
         self.patch_first = style == "kustomize"
         self.delete_removes_map = style == "kustomize"
+        self.new_directive_maps_dropped = style == "apimachinery"
 
     def merge_map(
         self, original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None, path: str
@@ -92,8 +93,7 @@ class _Merger:
                 return self.merge_map({}, patch, schema, path)
             if directive == _DELETE:
                 return {}
-            if directive != _MERGE:
-                raise PatchError(f"{path or '.'}: unknown $patch directive {directive!r} in a map")
+            _check_map_directive(directive, path)
 
         _apply_retain_keys(original, patch, path)
         self.apply_set_element_order(original, patch, schema, path)
@@ -119,6 +119,11 @@ class _Merger:
                     original[key] = self.merge_map(current, value, field_schema, field_path)
             elif isinstance(current, list) and isinstance(value, list):
                 original[key] = self.merge_list(current, value, field_schema, field_path)
+            elif self.new_directive_maps_dropped and isinstance(value, dict) and PATCH_DIRECTIVE in value:
+                # A map with a $patch directive and nothing to apply it to: apimachinery
+                # (removeDirectives) leaves the field out, whatever the directive.
+                _check_map_directive(value[PATCH_DIRECTIVE], field_path)
+                original.pop(key, None)
             else:
                 original[key] = self.fresh(value, field_schema, field_path)
 
@@ -276,6 +281,11 @@ class _Merger:
             key_for_order = merge_key if any(isinstance(element, dict) for element in merged) else None
             named, others = _partition(merged, order, key_for_order)
             original[field] = _normalize_order(named, others, order, server_order, key_for_order)
+
+
+def _check_map_directive(directive: Any, path: str) -> None:
+    if directive not in (_REPLACE, _DELETE, _MERGE):
+        raise PatchError(f"{path or '.'}: unknown $patch directive {directive!r} in a map")
 
 
 def _child(schema: FieldSchema | None, name: str) -> FieldSchema | None:

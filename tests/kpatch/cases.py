@@ -328,6 +328,35 @@ CASES: list[Case] = [
         pod({"containers": [A], "volumes": [{"name": "v", "hostPath": {"path": "/x"}}]}),
         kustomize_differs=True,
     ),
+    Case(
+        "a map with $patch that is new to the original is left out",
+        pod({"containers": [A]}),
+        pod_spec_patch(
+            securityContext={"$patch": "replace", "runAsUser": 1},
+            dnsConfig={"$patch": "delete"},
+            affinity={"nodeAffinity": {"$patch": "merge", "x": 1}},
+        ),
+        pod({"containers": [A], "affinity": {}}),
+        kustomize_expected=pod(
+            {"containers": [A], "securityContext": {"runAsUser": 1}, "affinity": {"nodeAffinity": {"x": 1}}}
+        ),
+    ),
+    Case(
+        "a map with $patch in a new field of a known element is left out",
+        pod({"containers": [A]}),
+        pod_spec_patch(
+            containers=[
+                {
+                    "name": "a",
+                    "resources": {"limits": {"$patch": "replace", "cpu": "1"}, "requests": {"cpu": "2"}},
+                }
+            ]
+        ),
+        pod({"containers": [container("a", resources={"requests": {"cpu": "2"}})]}),
+        kustomize_expected=pod(
+            {"containers": [container("a", resources={"limits": {"cpu": "1"}, "requests": {"cpu": "2"}})]}
+        ),
+    ),
     # --- $setElementOrder and $deleteFromPrimitiveList ----------------------------------------
     Case(
         "$setElementOrder reorders and merges",

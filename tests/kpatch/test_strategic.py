@@ -89,7 +89,11 @@ def test_result_shares_nothing_with_the_inputs() -> None:
         ),
         ({"f": ["a", "b"]}, {"$deleteFromPrimitiveList/f": ["a"]}, {"f": ["b"]}),
         ({"f": ["a", "b"]}, {"$setElementOrder/f": ["b", "a"]}, {"f": ["b", "a"]}),
-        ({}, {"new": {"$patch": "replace", "x": [{"$patch": "replace"}, 1]}}, {"new": {"x": [1]}}),
+        (
+            {},
+            {"new": {"$patch": "replace", "x": 1}, "other": {"x": [{"$patch": "replace"}, 1]}},
+            {"other": {"x": [1]}},
+        ),
         ({"x": 1}, {"$patch": "delete"}, {}),
         ({"x": 1}, {"$patch": "replace", "y": 2}, {"y": 2}),
     ],
@@ -103,13 +107,22 @@ def test_result_shares_nothing_with_the_inputs() -> None:
         "list $patch delete",
         "$deleteFromPrimitiveList",
         "$setElementOrder",
-        "directives in a new value",
+        "directives in new values",
         "top-level delete",
         "top-level replace",
     ],
 )
 def test_without_schema(original: dict[str, Any], patch: dict[str, Any], expected: dict[str, Any]) -> None:
     assert strategic_merge_patch(original, patch, None) == expected
+
+
+def test_directives_in_new_values_in_kustomize_style() -> None:
+    patch = {
+        "new": {"$patch": "replace", "x": 1},
+        "gone": {"$patch": "delete"},
+        "other": {"$patch": "merge", "y": 2},
+    }
+    assert strategic_merge_patch({}, patch, None, style="kustomize") == {"new": {"x": 1}, "other": {"y": 2}}
 
 
 def test_custom_resource_metadata_merges_through_the_generic_schema() -> None:
