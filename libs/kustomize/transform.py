@@ -179,7 +179,7 @@ class ImageUpdate:
         self.new_tag = _text(entry.get("newTag"))
         self.digest = _text(entry.get("digest"))
         try:
-            self.pattern = re.compile("^" + name + r"(@sha256)?(:[a-zA-Z0-9_.{}-]*)?$")
+            self.pattern = re.compile("^" + name + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
         except re.error as exc:
             raise KustomizeError(f"{where}: invalid image name {name!r}: {exc}") from None
 

@@ -14,6 +14,7 @@ and folding of long flow scalars once a line passes 80 columns.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import math
@@ -222,9 +223,27 @@ def _go_yaml_error(exc: yaml.YAMLError) -> str:
 def load_all(text: str) -> list[Any]:
     """Parse a multi-document YAML stream; empty documents come back as ``None``."""
     try:
-        return list(yaml.load_all(text, Loader=_Loader))
+        docs = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise YAMLInputError(_go_yaml_error(exc)) from None
+    if "&" in text:
+        # An alias yields the anchored object itself; kustomize works on copies.
+        docs = [_unalias(doc, set()) for doc in docs]
+    return docs
+
+
+def _unalias(node: Any, seen: set[int]) -> Any:
+    if isinstance(node, dict | list):
+        if id(node) in seen:
+            node = copy.deepcopy(node)
+        seen.add(id(node))
+        if isinstance(node, dict):
+            for key, value in node.items():
+                node[key] = _unalias(value, seen)
+        else:
+            for index, value in enumerate(node):
+                node[index] = _unalias(value, seen)
+    return node
 
 
 # --------------------------------------------------------------------------------------------
