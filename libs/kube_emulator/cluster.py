@@ -226,6 +226,8 @@ class Cluster:
             self._check_namespace_open(rt, ns, name)
         if self.store.get(rt.key, ns or "", name) is not None:
             raise E.already_exists(rt.resource, rt.group, name)
+        if meta.get("resourceVersion"):
+            raise E.bad_request("resourceVersion should not be set on objects to be created")
         for field in _SERVER_OWNED_META:
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
@@ -303,12 +305,12 @@ class Cluster:
         meta = obj["metadata"]
         for key in ("labels", "annotations"):
             value = meta.get(key)
-            if value is not None and not isinstance(value, dict):
-                raise E.invalid(
-                    rt.kind,
-                    rt.group,
-                    meta.get("name", ""),
-                    [E.cause("FieldValueTypeInvalid", f"metadata.{key}", "Invalid value: must be a map")],
+            if value is None:
+                continue
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise E.bad_request(
+                    f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
+                    f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{key} of type map[string]string"
                 )
         if not rt.is_custom:
             self.defaulter(rt.key, obj, old)

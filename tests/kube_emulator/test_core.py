@@ -379,3 +379,12 @@ def test_scale_subresource(api: client.ApiClient) -> None:
         resources["deployments/scale"].kind == "Scale"
         and resources["deployments/scale"].group == "autoscaling"
     )
+
+
+def test_create_rejects_resource_version_and_non_string_labels(emu: KubeEmulator) -> None:
+    url = f"{emu.url}/api/v1/namespaces/default/configmaps"
+    with_rv = requests.post(url, json={"metadata": {"name": "rv", "resourceVersion": "5"}}, timeout=5)
+    assert with_rv.status_code == 400
+    assert with_rv.json()["message"] == "resourceVersion should not be set on objects to be created"
+    bad_labels = requests.post(url, json={"metadata": {"name": "l", "labels": {"a": 1}}}, timeout=5)
+    assert bad_labels.status_code == 400 and bad_labels.json()["reason"] == "BadRequest"
