@@ -310,9 +310,9 @@ _IMAGES: list[FieldSpec] = [
 
 _REPLICAS: list[FieldSpec] = [
     _fs("spec/replicas", "Deployment", create=True),
-    _fs("spec/replicas", "ReplicationController", create=True),
-    _fs("spec/replicas", "ReplicaSet", create=True),
     _fs("spec/replicas", "StatefulSet", create=True),
+    _fs("spec/replicas", "ReplicaSet", create=True),
+    _fs("spec/replicas", "ReplicationController", create=True),
 ]
 
 _SCALE_TARGETS = [_fs("spec/scaleTargetRef/name", "HorizontalPodAutoscaler")]

@@ -181,7 +181,10 @@ def make_generated(
     if raw.get("env"):
         env_files.insert(0, str(raw["env"]))
     for path in env_files:
-        content = read_file(path)
+        try:
+            content = read_file(path)
+        except KustomizeError as exc:
+            raise KustomizeError(f"{where}: loading KV pairs: env source {path}: {exc}") from None
         try:
             text = content.decode("utf-8")
         except UnicodeDecodeError:
@@ -189,9 +192,16 @@ def make_generated(
         pairs.extend(_env_pairs(text, f"{where}: {path}"))
     for literal in _string_list(raw.get("literals"), f"{where}: literals"):
         pairs.append(_literal_pair(literal, where))
-    for source in _string_list(raw.get("files"), f"{where}: files"):
+    file_sources = _string_list(raw.get("files"), f"{where}: files")
+    for source in file_sources:
         key, path = _file_source(source, where)
-        pairs.append((key, read_file(path)))
+        try:
+            content = read_file(path)
+        except KustomizeError as exc:
+            raise KustomizeError(
+                f"{where}: loading KV pairs: file sources: [{' '.join(file_sources)}]: {exc}"
+            ) from None
+        pairs.append((key, content))
 
     data: dict[str, str] = {}
     binary: dict[str, str] = {}

@@ -474,7 +474,7 @@ class KustTarget:
         if len(docs) == 1 and isinstance(docs[0], list):
             ops = docs[0]
             if target is None:
-                raise KustomizeError(f"{where}: must specify a target for JSON patch {text}")
+                raise KustomizeError(f"{where}: must specify a target for JSON patch {text!r}")
             return lambda rs: _apply_json6902(rs, target, ops, where, store_id=True)
         if not docs or not all(isinstance(d, dict) for d in docs):
             raise KustomizeError(f"{where}: unable to parse SM or JSON patch from {text!r}")
