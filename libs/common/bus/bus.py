@@ -458,6 +458,20 @@ class Bus:
                 self.metrics.event_published(family, "duplicate" if ack.duplicate else "ok")
                 return int(ack.seq)
 
+    async def last(self, subject: str, model: type[P]) -> P | None:
+        """The payload of the newest message on `subject` still in the stream, or None.
+
+        The stream doubles as the shared record of the latest event per object (for example the
+        newest `build.ready` of a Kustomization), the same for every replica.
+        """
+        try:
+            raw = await self.js.get_last_msg(self.stream, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        if raw.data is None:
+            return None
+        return decode_payload(CloudEvent.from_bytes(raw.data), model)
+
     def subscribe(
         self,
         durable: str,

@@ -291,3 +291,13 @@ async def test_stop_hands_in_flight_work_back_to_another_replica(nats_url: str) 
         assert waited < 5, f"handed back at once, not after ack_wait (took {waited:.1f}s)"
     finally:
         await fast.close(grace=1)
+
+
+async def test_last_returns_the_newest_payload_on_a_subject(bus: Bus) -> None:
+    subject = "sluice.reconcile.request.gitrepository.ns.app"
+    assert await bus.last(subject, ReconcileRequest) is None
+    await bus.publish(request(1))
+    await bus.publish(request(2))
+    await bus.publish(request(9, name="other"))
+    latest = await bus.last(subject, ReconcileRequest)
+    assert latest is not None and latest.generation == 2
