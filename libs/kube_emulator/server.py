@@ -7,13 +7,13 @@ import contextlib
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from aiohttp import web
 
 from . import errors as E
+from . import tables
 from .cluster import FIELD_VALIDATION, WARNINGS, Cluster
 from .kinds import VERBS, ResourceType
 from .patching import PATCH_TYPES, decode_json
@@ -54,37 +54,6 @@ def _flag(request: web.Request, name: str) -> bool:
 
 def _manager_from_agent(user_agent: str) -> str:
     return (user_agent.split("/", 1)[0] or "unknown")[:128]
-
-
-def _age(timestamp: str | None) -> str:
-    if not timestamp:
-        return "<unknown>"
-    try:
-        created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return "<unknown>"
-    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
-
-
-def _json_path(obj: Any, path: str) -> Any:
-    cur = obj
-    for part in [p for p in re.split(r"\.(?![^\[]*\])", path.strip().lstrip(".")) if p]:
-        m = re.fullmatch(r"([^\[]+)(?:\[(\d+)\])?", part)
-        if not m or not isinstance(cur, dict):
-            return None
-        cur = cur.get(m.group(1))
-        if m.group(2) is not None:
-            if not isinstance(cur, list) or int(m.group(2)) >= len(cur):
-                return None
-            cur = cur[int(m.group(2))]
-    return cur
 
 
 class ApiServer:
@@ -439,49 +408,7 @@ class ApiServer:
         return "as=Table" in request.headers.get("Accept", "")
 
     def _table(self, rt: ResourceType, version: str, objects: list[JSON], list_rv: str | None) -> JSON:
-        columns: list[JSON] = [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}
-        ]
-        printer = rt.printer_columns.get(version, []) if rt.is_custom else []
-        for col in printer:
-            columns.append(
-                {
-                    "name": col.get("name", ""),
-                    "type": col.get("type", "string"),
-                    "format": col.get("format", ""),
-                    "description": col.get("description", ""),
-                    "priority": int(col.get("priority", 0)),
-                }
-            )
-        has_age = any(col.get("jsonPath") == ".metadata.creationTimestamp" for col in printer)
-        if not has_age:
-            columns.append(
-                {"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}
-            )
-        rows: list[JSON] = []
-        for obj in objects:
-            cells: list[Any] = [obj["metadata"]["name"]]
-            for col in printer:
-                value = _json_path(obj, col.get("jsonPath", ""))
-                if col.get("type") == "date" and isinstance(value, str):
-                    value = _age(value)
-                cells.append(value)
-            if not has_age:
-                cells.append(_age(obj["metadata"].get("creationTimestamp")))
-            partial = {
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": obj["metadata"],
-            }
-            rows.append({"cells": cells, "object": partial})
-        meta: JSON = {"resourceVersion": list_rv} if list_rv else {}
-        return {
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": meta,
-            "columnDefinitions": columns,
-            "rows": rows,
-        }
+        return tables.table(rt, version, objects, list_rv)
 
     def _table_response(self, body: JSON) -> web.Response:
         return web.Response(

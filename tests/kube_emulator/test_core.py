@@ -388,3 +388,22 @@ def test_create_rejects_resource_version_and_non_string_labels(emu: KubeEmulator
     assert with_rv.json()["message"] == "resourceVersion should not be set on objects to be created"
     bad_labels = requests.post(url, json={"metadata": {"name": "l", "labels": {"a": 1}}}, timeout=5)
     assert bad_labels.status_code == 400 and bad_labels.json()["reason"] == "BadRequest"
+
+
+def test_tables_for_builtin_kinds(emu: KubeEmulator, api: client.ApiClient) -> None:
+    client.AppsV1Api(api).create_namespaced_deployment("default", deployment("tbl", replicas=3))
+    accept = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    table = requests.get(
+        f"{emu.url}/apis/apps/v1/namespaces/default/deployments", headers=accept, timeout=5
+    ).json()
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name",
+        "Ready",
+        "Up-to-date",
+        "Available",
+        "Age",
+    ]
+    assert table["rows"][0]["cells"][:4] == ["tbl", "0/3", 0, 0]
+    assert table["rows"][0]["object"]["metadata"]["name"] == "tbl"
+    single = requests.get(f"{emu.url}/api/v1/namespaces/default", headers=accept, timeout=5).json()
+    assert single["rows"][0]["cells"][:2] == ["default", "Active"]

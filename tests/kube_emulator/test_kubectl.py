@@ -77,6 +77,9 @@ def test_server_side_apply_get_patch_delete(kubectl: Kubectl) -> None:
     assert obj["spec"]["replicas"] == 2
     assert obj["metadata"]["generation"] == 1
     kubectl("rollout", "status", "deployment/web", "--timeout=10s")
+    header, row = kubectl("get", "deployment", "web").stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
     kubectl("patch", "deployment", "web", "-p", '{"spec":{"replicas":3}}')
     conflict = kubectl("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT, check=False)
     assert conflict.returncode != 0
