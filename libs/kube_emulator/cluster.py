@@ -239,7 +239,7 @@ class Cluster:
         obj["kind"] = rt.kind
         self._admit(rt, version, obj, None)
         if managed_fields is not None:
-            meta["managedFields"] = managed_fields
+            meta["managedFields"] = managed.prune_entries(managed_fields, obj)
         else:
             meta["managedFields"] = managed.record_update(
                 self, rt, version, None, obj, [], manager, operation, None
@@ -475,7 +475,9 @@ class Cluster:
     ) -> JSON:
         """Store a new state of an existing object (the shared tail of PUT, PATCH and apply)."""
         new = self.prepare(rt, version, old, body, subresource)
-        if managed_fields is None:
+        if managed_fields is not None:
+            managed_fields = managed.prune_entries(managed_fields, new)
+        else:
             managed_fields = managed.record_update(
                 self,
                 rt,
@@ -954,6 +956,10 @@ class Cluster:
             if key in self.types:
                 self.store.load(key, obj)
         self.store.rv = max(self.store.rv, int(state.get("resourceVersion", 0)))
+        self.defaulter.services.skip_allocated(
+            str(((svc.get("spec") or {}).get("clusterIP")) or "")
+            for svc in self.store.iter(("", "services"), None)
+        )
         self.store.history.clear()
         self.store.history_floor = self.store.rv
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 JSON = dict[str, Any]
@@ -163,6 +163,15 @@ class ServiceDefaults:
 
     def __init__(self) -> None:
         self._next = int(ipaddress.IPv4Address("10.96.0.10"))
+
+    def skip_allocated(self, addresses: Iterable[str]) -> None:
+        """Continue after the highest ClusterIP already in use (after a state restore)."""
+        for address in addresses:
+            try:
+                value = int(ipaddress.IPv4Address(address))
+            except ValueError:
+                continue
+            self._next = max(self._next, value + 1)
 
     def __call__(self, obj: JSON, old: JSON | None) -> None:
         spec = obj.setdefault("spec", {})

@@ -432,6 +432,11 @@ class _Entries:
         return out
 
 
+def prune_entries(entries: list[JSON], obj: JSON) -> list[JSON]:
+    """Drop owned paths that no longer exist (pruned or defaulted away by admission)."""
+    return _Entries(entries).finish(obj)
+
+
 def _part(rt: ResourceType, subresource: str | None) -> str:
     if subresource == "status":
         return "status"
