@@ -404,3 +404,50 @@ def test_crd_scale_subresource(api: client.ApiClient) -> None:
         "example.com", "v1", "default", "pools", "p", {"spec": {"replicas": 3}}
     )
     assert co.get_namespaced_custom_object("example.com", "v1", "default", "pools", "p")["spec"]["size"] == 3
+
+
+def test_the_projects_flux_crds_register_and_serve(api: client.ApiClient) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    crd_dir = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "crds"
+    docs = [
+        d
+        for f in sorted(crd_dir.glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d and d.get("kind") == "CustomResourceDefinition"
+    ]
+    if not docs:
+        pytest.skip("deploy/k8s/crds holds no CRDs yet")
+    dyn = dynamic.DynamicClient(api)
+    crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+    for doc in docs:
+        applied = crds.server_side_apply(body=doc, field_manager="sluice").to_dict()
+        established = {c["type"]: c["status"] for c in applied["status"]["conditions"]}
+        assert established["Established"] == "True", doc["metadata"]["name"]
+    dyn = dynamic.DynamicClient(api)  # fresh discovery
+    for doc in docs:
+        spec = doc["spec"]
+        for version in (v["name"] for v in spec["versions"] if v.get("served", True)):
+            resource = dyn.resources.get(api_version=f"{spec['group']}/{version}", kind=spec["names"]["kind"])
+            assert resource.namespaced == (spec["scope"] == "Namespaced")
+    gitrepo_versions = [
+        d for d in docs if d["metadata"]["name"] == "gitrepositories.source.toolkit.fluxcd.io"
+    ]
+    if gitrepo_versions:
+        repos = dyn.resources.get(api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository")
+        created = repos.server_side_apply(
+            body={
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": "podinfo", "namespace": "default"},
+                "spec": {
+                    "interval": "1m",
+                    "url": "https://github.com/stefanprodan/podinfo",
+                    "ref": {"branch": "master"},
+                },
+            },
+            field_manager="sluice",
+        ).to_dict()
+        assert created["spec"]["ref"] == {"branch": "master"}
