@@ -259,3 +259,36 @@ def test_port_keys_use_the_protocol_default(emu: KubeEmulator) -> None:
     assert obj["spec"]["template"]["spec"]["containers"][0]["ports"] == [
         {"containerPort": 8080, "protocol": "TCP"}
     ]
+
+
+def test_set_members_and_map_keys_the_applier_drops_are_removed(emu: KubeEmulator) -> None:
+    body = deployment("drop")
+    body["metadata"]["finalizers"] = ["a.example.com/x", "b.example.com/y"]
+    body["metadata"]["annotations"] = {"keep": "1", "drop": "2"}
+    apply(emu, DEPLOY, body, "sluice")
+    body["metadata"]["finalizers"] = ["a.example.com/x"]
+    body["metadata"]["annotations"] = {"keep": "1"}
+    obj = apply(emu, DEPLOY, body, "sluice").json()
+    assert obj["metadata"]["finalizers"] == ["a.example.com/x"]
+    assert obj["metadata"]["annotations"] == {"keep": "1"}
+    fields = entry(obj, "sluice")["fieldsV1"]["f:metadata"]
+    assert fields["f:finalizers"] == {".": {}, 'v:"a.example.com/x"': {}}
+    assert fields["f:annotations"] == {".": {}, "f:keep": {}}
+
+
+def test_update_takes_ownership_so_the_applier_then_conflicts(
+    emu: KubeEmulator, api: client.ApiClient
+) -> None:
+    apply(emu, DEPLOY, deployment("handover", replicas=2), "sluice")
+    client.AppsV1Api(api).patch_namespaced_deployment(
+        "handover", "default", {"spec": {"replicas": 4}}, field_manager="hpa"
+    )
+    reply = apply(emu, DEPLOY, deployment("handover", replicas=2), "sluice")
+    assert reply.status_code == 409
+    assert reply.json()["details"]["causes"][0]["message"] == 'conflict with "hpa" using apps/v1'
+    # leaving the field out hands it over for good
+    without = deployment("handover")
+    del without["spec"]["replicas"]
+    obj = apply(emu, DEPLOY, without, "sluice").json()
+    assert obj["spec"]["replicas"] == 4
+    assert "f:replicas" not in entry(obj, "sluice")["fieldsV1"]["f:spec"]
