@@ -52,12 +52,7 @@ def settings_doc() -> str:
         "Every service reads `SLUICE_<FIELD>` variables; the shared ones come first in each table.\n",
     ]
     for name in SERVICES:
-        module = importlib.import_module(f"services.{name}.__main__")
-        settings_cls = next(
-            v
-            for k, v in vars(module).items()
-            if k.endswith("Settings") and k != "Settings" and isinstance(v, type)
-        )
+        settings_cls = importlib.import_module(f"services.{name}.app").SPEC.settings
         parts.append(f"## {name.replace('_', '-')}\n")
         parts.append(settings_markdown(settings_cls))
     return "\n".join(parts) + "\n"

@@ -1,10 +1,9 @@
 """The shell every Sluice service runs in: runtime + bus + Kubernetes + controllers.
 
-A service's `__main__` declares its settings, the reconcilers of the kinds it owns, and an
-optional `setup` hook for its other consumers (artifact.ready, image.tag …):
-
-    def main() -> None:
-        run(SourceSettings, "source", reconcilers=[...], setup=None)
+A service declares a `ServiceSpec` in `services/<name>/app.py` — its settings class, the
+reconcilers of the kinds it owns, and an optional `setup` hook for its other consumers
+(artifact.ready, image.tag …) and HTTP endpoints — and its `__main__` is `run(SPEC)`. Tests run
+the same spec in-process with `serve()` (see tests/harness/services.py).
 """
 
 from __future__ import annotations
@@ -55,14 +54,21 @@ class App:
 Setup = Callable[[App], Awaitable[None]]
 
 
-async def serve(
-    runtime: ServiceRuntime[Any],
-    name: str,
-    reconcilers: Sequence[Reconciler[Any]] = (),
-    setup: Setup | None = None,
-) -> None:
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything that makes a service: its name, settings, owned kinds and extra wiring."""
+
+    name: str
+    settings: type[Settings]
+    reconcilers: Callable[[Any], Sequence[Reconciler[Any]]] = lambda settings: ()
+    setup: Setup | None = None
+
+
+async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
     """Connect, start one controller per owned kind (and the setup hook), run until stopped, drain."""
     settings = runtime.settings
+    name, setup = spec.name, spec.setup
+    reconcilers = spec.reconcilers(settings)
     kube = Kube.from_config(settings.kubeconfig or None)
     bus = await Bus.connect(
         settings.nats_url,
@@ -116,16 +122,10 @@ async def serve(
             await kube.close()
 
 
-def run(
-    settings_cls: type[S],
-    name: str,
-    *,
-    reconcilers: Sequence[Reconciler[Any]] = (),
-    setup: Setup | None = None,
-) -> None:
+def run(spec: ServiceSpec) -> None:
     """The body of a service's `main()`: read settings from the environment and serve until SIGTERM."""
 
-    async def main(runtime: ServiceRuntime[S]) -> None:
-        await serve(runtime, name, reconcilers, setup)
+    async def main(runtime: ServiceRuntime[Any]) -> None:
+        await serve(runtime, spec)
 
-    run_service(main, settings_cls)
+    run_service(main, spec.settings)

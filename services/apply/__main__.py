@@ -1,31 +1,11 @@
-"""The apply service: Kustomization and HelmRelease: applies rendered bundles and publishes apply.done."""
+"""`python -m services.apply`: run the apply service until SIGTERM."""
 
-from __future__ import annotations
-
-from pydantic import Field
-
-from libs.common.api.helm.helmrelease import HelmRelease
-from libs.common.api.kustomize.kustomization import Kustomization
 from libs.common.app import run
-from libs.common.reconcile.unimplemented import unimplemented
-from libs.common.runtime.settings import Settings
-
-SERVICE = "apply"
-
-
-class ApplySettings(Settings):
-    service_name: str = Field("sluice-apply", description="Name in logs, traces and metrics.")
+from services.apply.app import SPEC
 
 
 def main() -> None:
-    run(
-        ApplySettings,
-        SERVICE,
-        reconcilers=[
-            unimplemented(Kustomization, SERVICE),
-            unimplemented(HelmRelease, SERVICE),
-        ],
-    )
+    run(SPEC)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,11 @@
-"""The image-scan service: ImageRepository and ImagePolicy: scans registries and publishes image.tag."""
+"""`python -m services.image_scan`: run the image-scan service until SIGTERM."""
 
-from __future__ import annotations
-
-from pydantic import Field
-
-from libs.common.api.image.imagepolicy import ImagePolicy
-from libs.common.api.image.imagerepository import ImageRepository
 from libs.common.app import run
-from libs.common.reconcile.unimplemented import unimplemented
-from libs.common.runtime.settings import Settings
-
-SERVICE = "image_scan"
-
-
-class ImageScanSettings(Settings):
-    service_name: str = Field("sluice-image-scan", description="Name in logs, traces and metrics.")
+from services.image_scan.app import SPEC
 
 
 def main() -> None:
-    run(
-        ImageScanSettings,
-        SERVICE,
-        reconcilers=[
-            unimplemented(ImageRepository, SERVICE),
-            unimplemented(ImagePolicy, SERVICE),
-        ],
-    )
+    run(SPEC)
 
 
 if __name__ == "__main__":

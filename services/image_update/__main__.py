@@ -1,29 +1,11 @@
-"""The image-update service: ImageUpdateAutomation: rewrites marked manifests in Git and publishes git.commit."""
+"""`python -m services.image_update`: run the image-update service until SIGTERM."""
 
-from __future__ import annotations
-
-from pydantic import Field
-
-from libs.common.api.image.imageupdateautomation import ImageUpdateAutomation
 from libs.common.app import run
-from libs.common.reconcile.unimplemented import unimplemented
-from libs.common.runtime.settings import Settings
-
-SERVICE = "image_update"
-
-
-class ImageUpdateSettings(Settings):
-    service_name: str = Field("sluice-image-update", description="Name in logs, traces and metrics.")
+from services.image_update.app import SPEC
 
 
 def main() -> None:
-    run(
-        ImageUpdateSettings,
-        SERVICE,
-        reconcilers=[
-            unimplemented(ImageUpdateAutomation, SERVICE),
-        ],
-    )
+    run(SPEC)
 
 
 if __name__ == "__main__":
