@@ -8,6 +8,7 @@ suffixes applied so far, the generator options (hash suffix, behavior), and buil
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,8 +63,7 @@ class Gvk:
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> Gvk:
-        group, version = split_api_version(str(obj.get("apiVersion") or ""))
-        return cls(group, version, str(obj.get("kind") or ""))
+        return _gvk_of(obj.get("apiVersion"), obj.get("kind"))
 
     def is_selected(self, selector: Gvk) -> bool:
         """Every non-empty field of ``selector`` equals ours."""
@@ -81,6 +81,12 @@ class Gvk:
         return f"{self.kind or '[noKind]'}.{self.version or '[noVer]'}.{self.group or '[noGrp]'}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _gvk_of(api_version: Any, kind: Any) -> Gvk:
+    group, version = split_api_version(str(api_version or ""))
+    return Gvk(group, version, str(kind or ""))
+
+
 @dataclass(frozen=True, slots=True)
 class ResId:
     gvk: Gvk
@@ -94,6 +100,11 @@ class ResId:
         if self.namespace in ("", _DEFAULT_NAMESPACE):
             return _DEFAULT_NAMESPACE
         return self.namespace
+
+    @property
+    def key(self) -> tuple[Gvk, str, str]:
+        """Equal keys <=> ``equals``."""
+        return (self.gvk, self.name, self.effective_namespace)
 
     def equals(self, other: ResId) -> bool:
         return (

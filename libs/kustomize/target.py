@@ -87,10 +87,12 @@ class Accumulator:
     config: TransformerConfig = field(default_factory=TransformerConfig)
 
     def append(self, new: list[Resource]) -> None:
+        registered = {o.cur_id().key for o in self.resources}
         for r in new:
             cur = r.cur_id()
-            if any(o.cur_id().equals(cur) for o in self.resources):
+            if cur.key in registered:
                 raise KustomizeError(f"may not add resource with an already registered id: {cur}")
+            registered.add(cur.key)
             self.resources.append(r)
 
     def absorb(self, res: Resource) -> None:
@@ -378,14 +380,17 @@ class KustTarget:
             steps.append(("PatchJson6902Transformer", self._json6902_step(entry, index)))
         for index, entry in enumerate(self._list("replicas")):
             steps.append(("ReplicaCountTransformer", self._replicas_step(entry, config, index)))
+        updates = []
         for index, entry in enumerate(self._list("images")):
             if not isinstance(entry, dict):
                 raise KustomizeError(f"{self.where}: images[{index}] must be a mapping")
-            update = ImageUpdate(entry, f"{self.where}: images[{index}]")
+            updates.append(ImageUpdate(entry, f"{self.where}: images[{index}]"))
+        if updates:
+            # The image transformers run last and only touch image fields: one pass applies
+            # them all in order; the others are recorded for transformer annotations only.
             ispecs = config.specs["images"]
-            steps.append(
-                ("ImageTagTransformer", lambda rs, u=update, s=ispecs: transform_images(rs, u, s))  # type: ignore[misc]
-            )
+            steps.append(("ImageTagTransformer", lambda rs: transform_images(rs, updates, ispecs)))
+            steps.extend(("ImageTagTransformer", _no_op) for _ in updates[1:])
         record = self.origin_path is not None and "transformerAnnotations" in self.build_metadata
         for name, step in steps:
             step(ra.resources)
@@ -519,6 +524,10 @@ class KustTarget:
             raise KustomizeError(f"{where}: a JSON 6902 patch must be a list of operations")
         ops = docs[0]
         return lambda rs: _apply_json6902(rs, target, ops, where, store_id=False)
+
+
+def _no_op(resources: list[Resource]) -> None:
+    """A transformer whose work was done by the previous one of its kind."""
 
 
 class _FileAttemptError(KustomizeError):

@@ -40,9 +40,12 @@ def transform_namespace(resources: list[Resource], namespace: str, specs: list[F
             if role_binding and spec.path == "subjects":
                 continue
             apply_fieldspec(obj, spec, _scalar_setter(namespace), create_map=False)
+    seen: set[tuple[Gvk, str, str]] = set()
+    for r in resources:
         cur = r.cur_id()
-        if sum(1 for o in resources if o.cur_id().equals(cur)) != 1:
+        if cur.key in seen:
             raise KustomizeError(f"namespace transformation produces ID conflict: {cur}")
+        seen.add(cur.key)
 
 
 def _scalar_setter(value: str) -> Callable[[dict[str, Any], str], None]:
@@ -212,29 +215,52 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def transform_images(resources: list[Resource], update: ImageUpdate, specs: list[FieldSpec]) -> None:
-    def setter(container: dict[str, Any], key: str) -> None:
-        container[key] = update.apply(container[key])
+def transform_images(resources: list[Resource], updates: list[ImageUpdate], specs: list[FieldSpec]) -> None:
+    """The ImageTagTransformers of one kustomization, one per ``images`` entry, in order.
 
+    Each kustomize ImageTagTransformer first updates every ``image`` of every element of any
+    ``containers``/``initContainers`` list (its legacy filter), then the fields of the
+    ``images`` fieldSpecs. The set of fields does not depend on their values, so the fields
+    are found once and every update is applied to them in the same order.
+    """
+    if not updates:
+        return
     for r in resources:
-        _legacy_images(r.obj, update)
+        holders: list[tuple[dict[str, Any], str]] = []
+        _legacy_image_holders(r.obj, holders)
+        legacy_count = len(holders)
+
+        def collect(
+            container: dict[str, Any], key: str, holders: list[tuple[dict[str, Any], str]] = holders
+        ) -> None:
+            holders.append((container, key))
+
         for spec in specs:
-            apply_fieldspec(r.obj, spec, setter, create_map=False)
+            apply_fieldspec(r.obj, spec, collect, create_map=False)
+        if not holders:
+            continue
+        for update in updates:
+            for index, (container, key) in enumerate(holders):
+                if index < legacy_count or key in container:
+                    container[key] = update.apply(container[key])
 
 
-def _legacy_images(node: Any, update: ImageUpdate) -> None:
+def _legacy_image_holders(node: Any, out: list[tuple[dict[str, Any], str]]) -> None:
     """Every ``image`` of every element of any ``containers``/``initContainers`` list."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("containers", "initContainers") and isinstance(value, list):
-                for element in value:
-                    if isinstance(element, dict) and "image" in element:
-                        element["image"] = update.apply(element["image"])
-            else:
-                _legacy_images(value, update)
+                out.extend(
+                    (element, "image")
+                    for element in value
+                    if isinstance(element, dict) and "image" in element
+                )
+            elif isinstance(value, dict | list):
+                _legacy_image_holders(value, out)
     elif isinstance(node, list):
         for element in node:
-            _legacy_images(element, update)
+            if isinstance(element, dict | list):
+                _legacy_image_holders(element, out)
 
 
 # ------------------------------------------------------------------------------------------------

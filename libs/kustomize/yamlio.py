@@ -506,18 +506,23 @@ def _write_literal(w: _Writer, value: str, indent: int) -> None:
             w.write(pad + line)
 
 
-def _write_string(w: _Writer, value: str, indent: int, simple_key: bool) -> None:
+@functools.lru_cache(maxsize=65536)
+def _string_style(value: str, simple_key: bool) -> str:
+    """The scalar style go-yaml v2 picks: ``""`` plain, ``'`` single, ``"`` double, ``|`` literal."""
     analysis = _ScalarAnalysis(value)
     if "\n" in value and not simple_key:
-        style = "|" if analysis.block_allowed else '"'
-    elif (simple_key and analysis.multiline) or not plain_resolves_to_string(value):
-        style = '"'
-    elif analysis.block_plain_allowed:
-        style = ""
-    elif analysis.single_quoted_allowed:
-        style = "'"
-    else:
-        style = '"'
+        return "|" if analysis.block_allowed else '"'
+    if (simple_key and analysis.multiline) or not plain_resolves_to_string(value):
+        return '"'
+    if analysis.block_plain_allowed:
+        return ""
+    if analysis.single_quoted_allowed:
+        return "'"
+    return '"'
+
+
+def _write_string(w: _Writer, value: str, indent: int, simple_key: bool) -> None:
+    style = _string_style(value, simple_key)
     allow_breaks = not simple_key
     if style == "":
         _write_plain(w, value, indent, allow_breaks)
