@@ -565,10 +565,33 @@ def _add_object(doc: Any, out: list[Resource], where: str) -> None:
         return
     if not kind:
         raise KustomizeError(f"{where}: missing kind in object {_short(doc)}")
+    bad_key = _non_string_key(doc)
+    if bad_key is not None:
+        raise KustomizeError(
+            f"{where}: map key {bad_key!r} is not a string (quote it): "
+            "json: unsupported type: map[interface {}]interface {}"
+        )
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
         raise KustomizeError(f"{where}: missing metadata.name in object {_short(doc)}")
     out.append(Resource(doc))
+
+
+def _non_string_key(node: Any) -> Any:
+    """The first mapping key that is not a string (kustomize cannot encode those as JSON)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                return key
+            found = _non_string_key(value)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for value in node:
+            found = _non_string_key(value)
+            if found is not None:
+                return found
+    return None
 
 
 def _short(doc: dict[str, Any]) -> str:
