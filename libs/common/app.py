@@ -60,7 +60,9 @@ class ServiceSpec:
 
     name: str
     settings: type[Settings]
-    reconcilers: Callable[[Any], Sequence[Reconciler[Any]]] = lambda settings: ()
+    reconcilers: Callable[[App], Sequence[Reconciler[Any]]] = lambda app: ()
+    """The reconcilers of the kinds the service owns; built once the app is connected, so their
+    steps can use `app.bus`, `app.kube` and `app.settings`."""
     setup: Setup | None = None
 
 
@@ -68,7 +70,6 @@ async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
     """Connect, start one controller per owned kind (and the setup hook), run until stopped, drain."""
     settings = runtime.settings
     name, setup = spec.name, spec.setup
-    reconcilers = spec.reconcilers(settings)
     kube = Kube.from_config(settings.kubeconfig or None)
     bus = await Bus.connect(
         settings.nats_url,
@@ -91,6 +92,7 @@ async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
     runtime.add_check("nats", bus_ready)
     runtime.add_check("kubernetes", kube.ping)
     app = App(name, runtime, bus, kube)
+    reconcilers = spec.reconcilers(app)
     try:
         for reconciler in reconcilers:
             controller: Controller[Any] = Controller(

@@ -20,7 +20,7 @@ class ApplySettings(Settings):
 SPEC = ServiceSpec(
     SERVICE,
     ApplySettings,
-    reconcilers=lambda settings: [
+    reconcilers=lambda app: [
         unimplemented(Kustomization, SERVICE),
         unimplemented(HelmRelease, SERVICE),
     ],

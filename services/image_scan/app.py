@@ -20,7 +20,7 @@ class ImageScanSettings(Settings):
 SPEC = ServiceSpec(
     SERVICE,
     ImageScanSettings,
-    reconcilers=lambda settings: [
+    reconcilers=lambda app: [
         unimplemented(ImageRepository, SERVICE),
         unimplemented(ImagePolicy, SERVICE),
     ],

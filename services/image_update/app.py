@@ -19,7 +19,7 @@ class ImageUpdateSettings(Settings):
 SPEC = ServiceSpec(
     SERVICE,
     ImageUpdateSettings,
-    reconcilers=lambda settings: [
+    reconcilers=lambda app: [
         unimplemented(ImageUpdateAutomation, SERVICE),
     ],
 )

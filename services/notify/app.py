@@ -39,7 +39,7 @@ async def setup(app: App) -> None:
 SPEC = ServiceSpec(
     SERVICE,
     NotifySettings,
-    reconcilers=lambda settings: [
+    reconcilers=lambda app: [
         unimplemented(Provider, SERVICE),
         unimplemented(Alert, SERVICE),
         unimplemented(Receiver, SERVICE),

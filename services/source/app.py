@@ -34,7 +34,7 @@ async def setup(app: App) -> None:
 SPEC = ServiceSpec(
     SERVICE,
     SourceSettings,
-    reconcilers=lambda settings: [
+    reconcilers=lambda app: [
         unimplemented(GitRepository, SERVICE),
         unimplemented(OCIRepository, SERVICE),
         unimplemented(HelmRepository, SERVICE),

@@ -23,6 +23,7 @@ from libs.common.bus.bus import (
     Permanent,
     PublishError,
     RetryLater,
+    Stored,
     Subscription,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "Permanent",
     "PublishError",
     "RetryLater",
+    "Stored",
     "Subscription",
 ]

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import nats
@@ -318,6 +319,15 @@ class Subscription(Generic[P]):
             log.exception("could not record the dead letter for %s", msg.subject)
 
 
+@dataclass(frozen=True)
+class Stored(Generic[P]):
+    """A payload read back from the stream, with its sequence (newer = larger) and event time."""
+
+    payload: P
+    seq: int
+    time: datetime
+
+
 @dataclass
 class Lease:
     """A per-object lease in the `sluice-locks` KV bucket, refreshed while held."""
@@ -464,13 +474,19 @@ class Bus:
         The stream doubles as the shared record of the latest event per object (for example the
         newest `build.ready` of a Kustomization), the same for every replica.
         """
+        entry = await self.last_entry(subject, model)
+        return entry.payload if entry else None
+
+    async def last_entry(self, subject: str, model: type[P]) -> Stored[P] | None:
+        """Like `last`, with the stream sequence and time, to tell which of two subjects is newer."""
         try:
             raw = await self.js.get_last_msg(self.stream, subject)
         except nats.js.errors.NotFoundError:
             return None
         if raw.data is None:
             return None
-        return decode_payload(CloudEvent.from_bytes(raw.data), model)
+        event = CloudEvent.from_bytes(raw.data)
+        return Stored(decode_payload(event, model), int(raw.seq or 0), event.time)
 
     def subscribe(
         self,

@@ -301,3 +301,6 @@ async def test_last_returns_the_newest_payload_on_a_subject(bus: Bus) -> None:
     await bus.publish(request(9, name="other"))
     latest = await bus.last(subject, ReconcileRequest)
     assert latest is not None and latest.generation == 2
+    entry = await bus.last_entry(subject, ReconcileRequest)
+    other = await bus.last_entry("sluice.reconcile.request.gitrepository.ns.other", ReconcileRequest)
+    assert entry is not None and other is not None and other.seq > entry.seq
