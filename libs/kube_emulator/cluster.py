@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import errors as E
-from . import managed, schema
+from . import immutable, managed, schema
 from .defaults import Defaulter
 from .kinds import ResourceType, builtin_types, crd_resource_type
 from .selectors import Selector
@@ -540,6 +540,10 @@ class Cluster:
                         + json.dumps(sorted(added)),
                     )
         self._admit(rt, version, new, old)
+        if subresource != "status":
+            causes = immutable.check(rt.key, old, new)
+            if causes:
+                raise E.invalid(rt.kind, rt.group, old_meta["name"], causes)
         if _strip_for_compare(new, not rt.has_status) != _strip_for_compare(old, not rt.has_status):
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         return new

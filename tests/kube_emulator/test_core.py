@@ -407,3 +407,46 @@ def test_tables_for_builtin_kinds(emu: KubeEmulator, api: client.ApiClient) -> N
     assert table["rows"][0]["object"]["metadata"]["name"] == "tbl"
     single = requests.get(f"{emu.url}/api/v1/namespaces/default", headers=accept, timeout=5).json()
     assert single["rows"][0]["cells"][:2] == ["default", "Active"]
+
+
+def test_immutable_fields_are_422_invalid(emu: KubeEmulator, api: client.ApiClient) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment("default", deployment("imm"))
+    changed = deployment("imm")
+    changed["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    changed["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+    with pytest.raises(ApiException) as err:
+        apps.replace_namespaced_deployment("imm", "default", changed)
+    body = status_of(err.value)
+    assert err.value.status == 422 and body["reason"] == "Invalid"
+    assert body["message"].startswith('Deployment.apps "imm" is invalid: spec.selector: Invalid value: ')
+    assert body["message"].endswith("field is immutable")
+    v1 = client.CoreV1Api(api)
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": True}
+    )
+    with pytest.raises(ApiException) as frozen:
+        v1.patch_namespaced_config_map("frozen", "default", {"data": {"a": "2"}})
+    assert (
+        frozen.value.status == 422
+        and "field is immutable when `immutable` is set" in status_of(frozen.value)["message"]
+    )
+    sts = {
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db",
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
+    apps.create_namespaced_stateful_set("default", sts)
+    with pytest.raises(ApiException) as forbidden:
+        apps.patch_namespaced_stateful_set("db", "default", {"spec": {"serviceName": "other"}})
+    assert (
+        "Forbidden: updates to statefulset spec for fields other than"
+        in status_of(forbidden.value)["message"]
+    )
+    assert apps.patch_namespaced_stateful_set("db", "default", {"spec": {"replicas": 3}}).spec.replicas == 3
