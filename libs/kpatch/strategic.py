@@ -15,15 +15,23 @@ shows. ``$setElementOrder`` overrides this order.
 
 ``$patch: delete`` on a map leaves ``{}`` in its place, as apimachinery does.
 
-Deviations, each towards "no directive ever reaches the result": values that are new to the
-original are merged into an empty value (apimachinery copies them verbatim, directives included),
-and ``$patch: merge`` is accepted as the no-op it names (apimachinery rejects it).
+Values the original does not have are handled as apimachinery does and the API server then
+stores them: a map carrying ``$patch`` in a new field is left out (removeDirectives); content
+apimachinery copies as it is (``$patch: replace``, appended list elements, lists without a merge
+strategy) keeps its data but loses its ``$`` keys and nulls, which the server's decoding drops. So
+no directive ever reaches the result. Corners where apimachinery's outcome depends on Go details
+are reproduced: its sort comparator (with an empty ``$setElementOrder``) and the original order
+as Go's in-place ``append`` leaves it. ``$deleteFromPrimitiveList`` is applied after the field's
+own patch list (apimachinery's order there is Go's random map order).
 
-``style="kustomize"`` switches the two places where ``kustomize build`` (kyaml's merge) differs
+Deviations: ``$patch: merge`` is accepted as the no-op it names (apimachinery rejects it), merging
+two empty lists is not an error, and an unknown ``$patch`` value is always an error.
+
+``style="kustomize"`` switches to what ``kustomize build`` (kyaml's merge) does where it differs
 from the API server: merged lists are the patch's elements in patch order followed by the
-original's other elements, and ``$patch: delete`` removes the map's field. Where kustomize leaks
-directives into its output ($retainKeys, $setElementOrder, $deleteFromPrimitiveList) this library
-applies them in both styles.
+original's other elements, ``$patch: delete`` removes the map's field, and directives in new
+values are applied to an empty value. Where kustomize leaks directives into its output
+($retainKeys, $setElementOrder, $deleteFromPrimitiveList) this library applies them in both styles.
 """
 
 from __future__ import annotations
@@ -79,9 +87,7 @@ class _Merger:
     """One patch application; ``style`` picks between the API server's and kustomize's behaviour."""
 
     def __init__(self, style: Style) -> None:
-        self.patch_first = style == "kustomize"
-        self.delete_removes_map = style == "kustomize"
-        self.new_directive_maps_dropped = style == "apimachinery"
+        self.kustomize = style == "kustomize"
 
     def merge_map(
         self, original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema | None, path: str
@@ -90,7 +96,7 @@ class _Merger:
         if PATCH_DIRECTIVE in patch:
             directive = patch.pop(PATCH_DIRECTIVE)
             if directive == _REPLACE:
-                return self.merge_map({}, patch, schema, path)
+                return dict(self.verbatim(patch, schema, path))
             if directive == _DELETE:
                 return {}
             _check_map_directive(directive, path)
@@ -107,25 +113,24 @@ class _Merger:
             field_path = f"{path}.{key}"
             field_schema = _child(schema, key)
             if value is None or (
-                self.delete_removes_map and isinstance(value, dict) and value.get(PATCH_DIRECTIVE) == _DELETE
+                self.kustomize and isinstance(value, dict) and value.get(PATCH_DIRECTIVE) == _DELETE
             ):
                 original.pop(key, None)
                 continue
             current = original.get(key)
             if isinstance(current, dict) and isinstance(value, dict):
                 if _REPLACE in _strategies(field_schema):
-                    original[key] = self.fresh(value, field_schema, field_path)
+                    original[key] = self.verbatim(value, field_schema, field_path)
                 else:
                     original[key] = self.merge_map(current, value, field_schema, field_path)
             elif isinstance(current, list) and isinstance(value, list):
                 original[key] = self.merge_list(current, value, field_schema, field_path)
-            elif self.new_directive_maps_dropped and isinstance(value, dict) and PATCH_DIRECTIVE in value:
-                # A map with a $patch directive and nothing to apply it to: apimachinery
-                # (removeDirectives) leaves the field out, whatever the directive.
-                _check_map_directive(value[PATCH_DIRECTIVE], field_path)
-                original.pop(key, None)
             else:
-                original[key] = self.fresh(value, field_schema, field_path)
+                kept, keep = self.fresh(value, field_schema, field_path)
+                if keep:
+                    original[key] = kept
+                else:
+                    original.pop(key, None)
 
         # apimachinery applies these in Go's random map order relative to the field's own patch
         # list; they are applied last here, the outcome kubectl shows most often.
@@ -139,8 +144,28 @@ class _Merger:
                 original[field] = _delete_from_primitive_list(current, to_delete, f"{path}.{field}")
         return original
 
-    def fresh(self, value: Any, schema: FieldSchema | None, path: str) -> Any:
-        """A patch value that replaces whatever was there, with its directives and nulls resolved."""
+    def fresh(self, value: Any, schema: FieldSchema | None, path: str) -> tuple[Any, bool]:
+        """A patch value for a field the original lacks (or holds with another type).
+
+        Returns the value to store and whether to store it at all. apimachinery (removeDirectives)
+        drops every map that carries ``$patch``, at any depth, and nulls; kustomize applies the
+        directives to an empty value.
+        """
+        if self.kustomize:
+            return self.merge_into_empty(value, schema, path), True
+        return _remove_directives(value, path)
+
+    def verbatim(self, value: Any, schema: FieldSchema | None, path: str) -> Any:
+        """A patch value apimachinery copies as it is: replaced content and appended list elements.
+
+        The API server then decodes it into its type, which drops unknown fields: so the directive
+        keys go, their maps' other content stays, and nulls mean "unset".
+        """
+        if self.kustomize:
+            return self.merge_into_empty(value, schema, path)
+        return _strip_directives(value)
+
+    def merge_into_empty(self, value: Any, schema: FieldSchema | None, path: str) -> Any:
         if isinstance(value, dict):
             return self.merge_map({}, value, schema, path)
         if isinstance(value, list):
@@ -154,6 +179,9 @@ class _Merger:
         if _MERGE in _strategies(schema):
             assert schema is not None
             return self.merge_slice(original, patch, schema, path)
+        if not self.kustomize:
+            stripped: list[Any] = _strip_directives(patch)
+            return stripped
         items = _items(schema)
         replaced: list[Any] = []
         for index, element in enumerate(patch):
@@ -166,7 +194,7 @@ class _Merger:
                 element = {key: value for key, value in element.items() if key != PATCH_DIRECTIVE}
                 if directive != _MERGE or not element:
                     continue
-            replaced.append(self.fresh(element, items, f"{path}[{index}]"))
+            replaced.append(self.merge_into_empty(element, items, f"{path}[{index}]"))
         return replaced
 
     def merge_slice(self, original: list[Any], patch: list[Any], schema: FieldSchema, path: str) -> list[Any]:
@@ -184,7 +212,7 @@ class _Merger:
             merged = self.merge_by_key(original, patch, merge_key, schema.items(), path)
             key = merge_key
         patch_items, server_only = _partition(merged, patch, key)
-        if self.patch_first:
+        if self.kustomize:
             return _sorted_by(patch_items, patch, key) + _sorted_by(server_only, original, key)
         return _normalize_order(patch_items, server_only, patch, original, key)
 
@@ -220,7 +248,7 @@ class _Merger:
             else:
                 raise PatchError(f"{path}[{index}]: unknown $patch directive {directive!r} in a list")
         if replace:
-            return [self.merge_map({}, element, None, path) for element in ordinary], []
+            return [self.verbatim(element, None, path) for element in ordinary], []
         return original, ordinary
 
     def merge_by_key(
@@ -236,7 +264,7 @@ class _Merger:
             if position >= 0:
                 merged[position] = self.merge_map(merged[position], element, items, element_path)
             else:
-                merged.append(self.merge_map({}, element, items, element_path))
+                merged.append(self.verbatim(element, items, element_path))
         return merged
 
     def apply_set_element_order(
@@ -281,6 +309,48 @@ class _Merger:
             key_for_order = merge_key if any(isinstance(element, dict) for element in merged) else None
             named, others = _partition(merged, order, key_for_order)
             original[field] = _normalize_order(named, others, order, server_order, key_for_order)
+
+
+def _remove_directives(value: Any, path: str) -> tuple[Any, bool]:
+    """apimachinery's removeDirectives after discardNullValuesFromPatch, plus the API server's decoding.
+
+    A map carrying ``$patch`` is dropped (the second item says whether to keep the value at all),
+    nulls in maps are dropped, other ``$`` keys do not survive decoding.
+    """
+    if isinstance(value, dict):
+        if PATCH_DIRECTIVE in value:
+            _check_map_directive(value[PATCH_DIRECTIVE], path)
+            return None, False
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is None or key.startswith("$"):
+                continue
+            kept, keep = _remove_directives(item, f"{path}.{key}")
+            if keep:
+                cleaned[key] = kept
+        return cleaned, True
+    if isinstance(value, list):
+        elements = [_remove_directives(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [kept for kept, keep in elements if keep], True
+    return value, True
+
+
+def _strip_directives(value: Any) -> Any:
+    """A value copied verbatim, as the API server stores it: no ``$`` keys, no null map values,
+    and no list elements that held nothing but directives."""
+    if isinstance(value, dict):
+        return {
+            key: _strip_directives(item)
+            for key, item in value.items()
+            if item is not None and not key.startswith("$")
+        }
+    if isinstance(value, list):
+        return [
+            _strip_directives(item)
+            for item in value
+            if not (isinstance(item, dict) and item and all(key.startswith("$") for key in item))
+        ]
+    return value
 
 
 def _check_map_directive(directive: Any, path: str) -> None:

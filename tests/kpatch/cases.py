@@ -28,6 +28,9 @@ class Case:
     """The result with ``style="kustomize"`` when it differs from ``expected``."""
     kustomize_differs: bool = False
     """kustomize itself does something this library does not imitate (it leaks directives, say)."""
+    server_drops_markers: bool = False
+    """kubectl prints directive keys apimachinery copied verbatim; the API server's decoding drops
+    them, and ``expected`` is what it stores."""
 
 
 def container(name: str, **fields: Any) -> dict[str, Any]:
@@ -356,6 +359,23 @@ CASES: list[Case] = [
         kustomize_expected=pod(
             {"containers": [container("a", resources={"limits": {"cpu": "1"}, "requests": {"cpu": "2"}})]}
         ),
+    ),
+    Case(
+        "a new element keeps what its directive maps hold, without the marker",
+        pod({"containers": [A]}),
+        pod_spec_patch(containers=[container("b", resources={"limits": {"$patch": "replace", "cpu": "1"}})]),
+        pod({"containers": [container("b", resources={"limits": {"cpu": "1"}}), A]}),
+        server_drops_markers=True,
+    ),
+    Case(
+        "$patch: replace takes the map as sent, without nested markers",
+        pod({"containers": [A], "securityContext": {"runAsUser": 1}}),
+        pod_spec_patch(
+            securityContext={"$patch": "replace", "seLinuxOptions": {"$patch": "delete", "level": "s0"}}
+        ),
+        pod({"containers": [A], "securityContext": {"seLinuxOptions": {"level": "s0"}}}),
+        server_drops_markers=True,
+        kustomize_expected=pod({"containers": [A], "securityContext": {}}),
     ),
     # --- $setElementOrder and $deleteFromPrimitiveList ----------------------------------------
     Case(

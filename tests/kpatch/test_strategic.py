@@ -82,10 +82,11 @@ def test_result_shares_nothing_with_the_inputs() -> None:
         ({"m": {"a": 1}, "k": 1}, {"m": {"$patch": "delete"}}, {"m": {}, "k": 1}),
         ({"m": {"a": 1, "b": 2}}, {"m": {"$retainKeys": ["b", "c"], "c": 3}}, {"m": {"b": 2, "c": 3}}),
         ({"l": [{"name": "a"}]}, {"l": [{"name": "b"}, {"$patch": "replace"}]}, {"l": [{"name": "b"}]}),
+        # without a merge strategy the list is replaced as sent; the API server drops the marker
         (
-            {"l": [{"name": "a"}]},
+            {"l": [{"name": "a"}, {"name": "c"}]},
             {"l": [{"name": "a", "$patch": "delete"}, {"name": "b"}]},
-            {"l": [{"name": "b"}]},
+            {"l": [{"name": "a"}, {"name": "b"}]},
         ),
         ({"f": ["a", "b"]}, {"$deleteFromPrimitiveList/f": ["a"]}, {"f": ["b"]}),
         ({"f": ["a", "b"]}, {"$setElementOrder/f": ["b", "a"]}, {"f": ["b", "a"]}),
@@ -104,7 +105,7 @@ def test_result_shares_nothing_with_the_inputs() -> None:
         "$patch delete",
         "$retainKeys",
         "list $patch replace",
-        "list $patch delete",
+        "list $patch delete needs a merge strategy",
         "$deleteFromPrimitiveList",
         "$setElementOrder",
         "directives in new values",
