@@ -1,7 +1,7 @@
 """A tiny stand-in for the controllers and kubelets of a cluster: workloads report rolled out.
 
 After `delay` seconds, Deployments, StatefulSets, DaemonSets and ReplicaSets get a status showing
-their current generation rolled out and ready, and Jobs complete. The annotation
+their current generation rolled out and ready, Jobs complete and PersistentVolumeClaims are Bound. The annotation
 `emulator.sluice.dev/rollout` changes that: `hold` leaves the object progressing forever, `fail`
 makes a Job fail and a Deployment report `Progressing=False` (`ProgressDeadlineExceeded`).
 """
@@ -28,6 +28,7 @@ WORKLOADS: set[TypeKey] = {
     ("apps", "daemonsets"),
     ("apps", "replicasets"),
     ("batch", "jobs"),
+    ("", "persistentvolumeclaims"),
 }
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,17 @@ def _job(obj: JSON, mode: str) -> JSON | None:
     }
 
 
+def _pvc(obj: JSON, mode: str) -> JSON:
+    if mode != "ready":
+        return {"phase": "Pending"}
+    spec = obj.get("spec") or {}
+    status: JSON = {"phase": "Bound", "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"])}
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is not None:
+        status["capacity"] = {"storage": storage}
+    return status
+
+
 def desired_status(key: TypeKey, obj: JSON) -> JSON | None:
     mode = ((obj["metadata"].get("annotations") or {}).get(ANNOTATION) or "ready").strip().lower()
     if mode not in ("hold", "fail"):
@@ -236,6 +248,8 @@ def desired_status(key: TypeKey, obj: JSON) -> JSON | None:
         return _replicaset(obj, mode)
     if resource == "jobs":
         return _job(obj, mode)
+    if resource == "persistentvolumeclaims":
+        return _pvc(obj, mode)
     return None
 
 

@@ -140,3 +140,18 @@ def test_rollout_off_leaves_status_alone(emu: KubeEmulator, api: client.ApiClien
     # a write after the would-be delay proves the loop had its chance: status stays unset
     client.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "tick"}})
     assert apps.read_namespaced_deployment("idle", "default").status is None
+
+
+def test_persistent_volume_claims_bind(rollout_api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(rollout_api)
+    v1.create_namespaced_persistent_volume_claim(
+        "default",
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    bound = wait_for(
+        lambda: (c := v1.read_namespaced_persistent_volume_claim("data", "default")).status and c
+    )
+    assert bound.status.phase == "Bound" and bound.status.capacity == {"storage": "1Gi"}
