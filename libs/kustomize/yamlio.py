@@ -659,9 +659,35 @@ def _emit_mapping(w: _Writer, mapping: dict[Any, Any], indent: int, inline_first
             if indent:
                 w.write(" " * indent)
         first = False
-        _write_string(w, key, indent + 2, True)
-        w.write(":")
-        _emit_value(w, lookup[key], indent)
+        if len(key) <= 128 and _is_simple_key(key):
+            _write_string(w, key, indent + 2, True)
+            w.write(":")
+            _emit_value(w, lookup[key], indent)
+        else:
+            _emit_complex_entry(w, key, lookup[key], indent)
+
+
+def _is_simple_key(key: str) -> bool:
+    """libyaml's check_simple_key for a string key: one line and at most 128 bytes."""
+    return len(key.encode("utf-8")) <= 128 and not any(ch in _BREAKS for ch in key)
+
+
+def _emit_complex_entry(w: _Writer, key: str, value: Any, indent: int) -> None:
+    """``? key`` / ``: value``, go-yaml's form for multi-line or very long keys."""
+    w.write("? ")
+    _write_string(w, key, indent + 2, False)
+    w.newline()
+    if indent:
+        w.write(" " * indent)
+    w.write(":")
+    if isinstance(value, dict) and value:
+        w.write(" ")
+        _emit_mapping(w, value, indent + 2, True)
+    elif isinstance(value, list) and value:
+        w.write(" ")
+        _emit_sequence(w, value, indent + 2, True)
+    else:
+        _emit_value(w, value, indent)
 
 
 def _emit_value(w: _Writer, value: Any, indent: int) -> None:

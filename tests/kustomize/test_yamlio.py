@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -271,3 +272,17 @@ def test_documents() -> None:
 def test_malformed_yaml_reports_like_go_yaml() -> None:
     with pytest.raises(YAMLInputError, match=r"^yaml: line 4: did not find expected key$"):
         load_all("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n data:\n  key: value\n")
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_random_documents_match_kustomize(seed: int) -> None:
+    """Random keys/values (quotes, tabs, CRs, emoji, YAML keywords, long and multi-line keys)
+    generated as JSON documents; the expected file is kubectl kustomize's output for them."""
+    text = (DATA / f"random-{seed}.input.yaml").read_text(encoding="utf-8")
+    expected = (DATA / f"random-{seed}.expected.yaml").read_text(encoding="utf-8")
+    docs = [d for d in load_all(text) if d is not None]
+    docs.sort(key=lambda d: d["metadata"]["name"])
+    assert dump_stream(docs) == expected
