@@ -108,13 +108,6 @@ class Cluster:
             raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
         return rt
 
-    def type_for_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        group, _, version = api_version.rpartition("/")
-        for rt in self.types.values():
-            if rt.group == group and rt.kind == kind and version in rt.versions:
-                return rt
-        return None
-
     def output(self, obj: JSON, rt: ResourceType, version: str) -> JSON:
         """The object as served at `version` (conversion strategy None: only apiVersion changes)."""
         api_version = rt.api_version(version)

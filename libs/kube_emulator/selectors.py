@@ -83,15 +83,6 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
     return reqs
 
 
-def label_selector_from_dict(selector: JSON) -> list[Requirement]:
-    """A metav1.LabelSelector ({matchLabels, matchExpressions}) as requirements."""
-    reqs = [Requirement(k, "=", (str(v),)) for k, v in (selector.get("matchLabels") or {}).items()]
-    op_map = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-    for expr in selector.get("matchExpressions") or []:
-        reqs.append(Requirement(expr["key"], op_map[expr["operator"]], tuple(expr.get("values") or ())))
-    return reqs
-
-
 _FIELD_GETTERS: dict[str, Callable[[JSON], str]] = {
     "metadata.name": lambda o: str(o.get("metadata", {}).get("name", "")),
     "metadata.namespace": lambda o: str(o.get("metadata", {}).get("namespace", "")),

@@ -65,7 +65,6 @@ class ApiServer:
         self.address = "127.0.0.1:0"
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
-        self._watch_tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
 
     # -- entry ---------------------------------------------------------------------------------
@@ -589,9 +588,6 @@ class ApiServer:
                 },
             }
             watcher.queue.put_nowait(("BOOKMARK", marker))
-        task = asyncio.current_task()
-        if task is not None:
-            self._watch_tasks.add(task)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout is not None else None
         try:
@@ -626,8 +622,6 @@ class ApiServer:
             pass
         finally:
             self.cluster.store.remove_watcher(watcher)
-            if task is not None:
-                self._watch_tasks.discard(task)
         return response
 
     @staticmethod
