@@ -563,7 +563,10 @@ class ApiServer:
             except ValueError:
                 raise E.bad_request(f"invalid resource version: {rv_text}")
         timeout_text = request.query.get("timeoutSeconds")
-        timeout = float(timeout_text) if timeout_text else None
+        try:
+            timeout = float(timeout_text) if timeout_text else None
+        except ValueError:
+            raise E.bad_request(f"invalid timeoutSeconds: {timeout_text}")
         bookmarks = _flag(request, "allowWatchBookmarks")
         as_table = self._wants_table(request)
         content_type = "application/json;as=Table;v=v1;g=meta.k8s.io" if as_table else "application/json"
@@ -613,7 +616,7 @@ class ApiServer:
                     break
                 event_type, obj = item
                 served = self.cluster.output(obj, rt, version)
-                if as_table:
+                if as_table and event_type != "BOOKMARK":
                     served = self._table(rt, version, [served], served["metadata"].get("resourceVersion"))
                 await response.write(self._frame(event_type, served))
             with contextlib.suppress(ConnectionResetError, RuntimeError):
