@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from .patching import PATCH_TYPES, decode_json
 from .selectors import make_selector
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 
 GIT_VERSION = "v1.32.0"
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
@@ -81,6 +83,11 @@ class ApiServer:
             response = await self._route(request)
         except E.ApiError as err:
             response = _status_response(err)
+        except (web.HTTPException, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.path_qs)
+            response = _status_response(E.ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
         if warnings and not response.prepared:
             for warning in warnings:
                 response.headers.add("Warning", "299 - " + json.dumps(warning))
