@@ -41,6 +41,7 @@ __all__ = [
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 PROCESS_GRACE = 1.0
+TASK_GRACE = 0.1
 TASK_CANCEL_GRACE = 1.0
 
 
@@ -178,13 +179,14 @@ def settle_tasks(
     loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
 
 
-def _finish_cancelling(
-    loop: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]]
-) -> list[asyncio.Task[Any]]:
-    """Tasks already asked to cancel are on their way out: let them finish, report the rest."""
-    cancelling = [task for task in tasks if task.cancelling()]
-    if cancelling and not loop.is_closed() and not loop.is_running():
-        loop.run_until_complete(asyncio.wait(cancelling, timeout=TASK_CANCEL_GRACE))
+def _let_finish(loop: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Give tasks that are on their way out (woken, or already asked to cancel) a moment to finish;
+    return those still pending."""
+    if tasks and not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(asyncio.wait(tasks, timeout=TASK_GRACE))
+        cancelling = [task for task in tasks if not task.done() and task.cancelling()]
+        if cancelling:
+            loop.run_until_complete(asyncio.wait(cancelling, timeout=TASK_CANCEL_GRACE))
     return [task for task in tasks if not task.done()]
 
 
@@ -236,7 +238,7 @@ def _hygiene(request: pytest.FixtureRequest) -> Generator[None, None, None]:
 
     problems: list[str] = []
     if loop is not None and not loop.is_closed():
-        leaked_tasks = _finish_cancelling(loop, pending_tasks(loop, task_baseline))
+        leaked_tasks = _let_finish(loop, pending_tasks(loop, task_baseline))
         if leaked_tasks:
             problems.append(
                 "asyncio tasks still pending after the test:\n"
