@@ -19,6 +19,7 @@ from libs.kustomize.resource import (
     matching_by_any_id,
     select,
 )
+from libs.kustomize.schema import check_kustomization_types
 from libs.kustomize.transform import (
     ImageUpdate,
     _text,
@@ -159,9 +160,11 @@ class KustTarget:
     def _load(self) -> dict[str, Any]:
         raw = self.loader.read(self.file_name)
         try:
-            docs = [d for d in load_all(raw.decode("utf-8")) if d is not None]
+            text = raw.decode("utf-8")
+            docs = [d for d in load_all(text, timestamps=False) if d is not None]
         except (YAMLInputError, UnicodeDecodeError) as exc:
             raise KustomizeError(f"invalid Kustomization: {self.where}: {exc}") from None
+        check_kustomization_types(text)
         if len(docs) > 1:
             raise KustomizeError(f"invalid Kustomization: {self.where}: more than one YAML document")
         k = docs[0] if docs else {}

@@ -143,8 +143,12 @@ def _parse_timestamp(text: str) -> str | None:
     return f"{base}{sign}{int(hours):02d}:{minutes}"
 
 
-def resolve_plain_v3(text: str) -> Any:
-    """Value of a plain (unquoted, untagged) scalar under go-yaml v3 + kyaml's JSON round trip."""
+def resolve_plain_v3(text: str, timestamps: bool = True) -> Any:
+    """Value of a plain (unquoted, untagged) scalar under go-yaml v3 + kyaml's JSON round trip.
+
+    Timestamps become RFC 3339 strings (as in resources); with ``timestamps=False`` they stay
+    as written (as in kustomization files, which kustomize reads through JSON).
+    """
     if not text:
         return None
     first = text[0]
@@ -159,7 +163,7 @@ def resolve_plain_v3(text: str) -> Any:
     if first.isdigit() or first in "+-":
         if text in _V3_MAP:
             return _V3_MAP[text]
-        if first.isdigit():
+        if first.isdigit() and timestamps:
             stamp = _parse_timestamp(text)
             if stamp is not None:
                 return stamp
@@ -178,6 +182,8 @@ def resolve_plain_v3(text: str) -> Any:
 class _Loader(_BaseLoader):
     """PyYAML loader whose implicit typing follows go-yaml v3 instead of YAML 1.1."""
 
+    timestamps = True
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode:
             if implicit[0]:
@@ -189,7 +195,7 @@ class _Loader(_BaseLoader):
 
 
 def _construct_v3(loader: _Loader, node: yaml.ScalarNode) -> Any:
-    return resolve_plain_v3(str(node.value))
+    return resolve_plain_v3(str(node.value), loader.timestamps)
 
 
 def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
@@ -220,10 +226,15 @@ def _go_yaml_error(exc: yaml.YAMLError) -> str:
     return f"yaml: {where}{problem}"
 
 
-def load_all(text: str) -> list[Any]:
+class _KustomizationLoader(_Loader):
+    timestamps = False
+
+
+def load_all(text: str, *, timestamps: bool = True) -> list[Any]:
     """Parse a multi-document YAML stream; empty documents come back as ``None``."""
+    loader = _Loader if timestamps else _KustomizationLoader
     try:
-        docs = list(yaml.load_all(text, Loader=_Loader))
+        docs = list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         raise YAMLInputError(_go_yaml_error(exc)) from None
     if "&" in text:

@@ -149,3 +149,53 @@ def test_namespace_conflict(tmp_path: Path) -> None:
     )
     with pytest.raises(KustomizeError, match="namespace transformation produces ID conflict"):
         build(tmp_path)
+
+
+# kustomize decodes kustomization.yaml with YAML 1.1 rules into typed Go structs; the messages
+# below were recorded with kubectl kustomize (kustomize v5.5.0).
+@pytest.mark.parametrize(
+    ("kustomization", "message"),
+    [
+        (
+            "namespace: yes\n",
+            "cannot unmarshal bool into Go struct field Kustomization.namespace of type string",
+        ),
+        (
+            "images:\n- name: a\n  newTag: 1.36\n",
+            "cannot unmarshal number into Go struct field Image.images.newTag of type string",
+        ),
+        (
+            "commonLabels:\n  a: on\n",
+            "cannot unmarshal bool into Go struct field Kustomization.commonLabels of type string",
+        ),
+        (
+            "resources:\n- 1\n",
+            "cannot unmarshal number into Go struct field Kustomization.resources of type string",
+        ),
+        (
+            "configMapGenerator:\n- name: a\n  literals:\n  - 1\n",
+            "cannot unmarshal number into Go struct field ConfigMapArgs.configMapGenerator.literals of type string",
+        ),
+        (
+            'replicas:\n- name: a\n  count: "2"\n',
+            "cannot unmarshal string into Go struct field Replica.replicas.count of type int64",
+        ),
+    ],
+)
+def test_mistyped_kustomization_fields(tmp_path: Path, kustomization: str, message: str) -> None:
+    _tree(tmp_path, {"kustomization.yaml": kustomization})
+    with pytest.raises(KustomizeError) as info:
+        build(tmp_path)
+    assert str(info.value) == f"invalid Kustomization: json: {message}"
+
+
+def test_dates_in_kustomization_stay_text(tmp_path: Path) -> None:
+    # kubectl kustomize prints: annotations: {release: "2024-01-01"}
+    _tree(
+        tmp_path,
+        {
+            "kustomization.yaml": "commonAnnotations:\n  release: 2024-01-01\nresources:\n- cm.yaml\n",
+            "cm.yaml": CONFIG_MAP,
+        },
+    )
+    assert build(tmp_path).resources[0]["metadata"]["annotations"] == {"release": "2024-01-01"}
