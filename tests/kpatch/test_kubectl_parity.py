@@ -11,13 +11,17 @@ import json
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from libs.kpatch import PatchError, schema_for, strategic_merge_patch
+from libs.kpatch.strategic import Style
 from tests.kpatch.cases import CASES, Case
+from tests.kpatch.randomized import PatchGenerator
 
 pytestmark = [pytest.mark.unit, pytest.mark.kubectl]
 
@@ -120,3 +124,65 @@ def decoded(value: Any) -> Any:
 @pytest.mark.parametrize("case", KUSTOMIZE_CASES, ids=lambda c: c.id)
 def test_kustomize_agrees(kustomize_results: dict[str, dict[str, Any]], case: Case) -> None:
     assert kustomize_results[case.id] == (case.kustomize_expected or case.expected)
+
+
+# kubectl errors this library does not raise, on purpose (see libs/kpatch/strategic.py)
+LENIENT = ("no elements in any of the given slices", "unable to find api field")
+
+
+def library_patch(original: dict[str, Any], patch: dict[str, Any], style: Style) -> dict[str, Any] | str:
+    try:
+        return strategic_merge_patch(original, patch, schema_for("apps/v1", "Deployment"), style=style)
+    except PatchError as error:
+        return str(error)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_random_patches_match_kubectl(tmp_path: Path) -> None:
+    generator = PatchGenerator(seed=20261125)
+    cases = [generator.case(number) for number in range(48)]
+
+    def run(number: int) -> dict[str, Any] | str:
+        directory = tmp_path / str(number)
+        directory.mkdir()
+        return kubectl_patch(directory, *cases[number])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, range(len(cases))))
+    compared = 0
+    for (original, patch), theirs in zip(cases, results, strict=True):
+        ours = library_patch(original, patch, "apimachinery")
+        if isinstance(theirs, str):
+            assert isinstance(ours, str) or any(reason in theirs for reason in LENIENT), (patch, theirs)
+            continue
+        compared += 1
+        assert ours == decoded(theirs), json.dumps({"original": original, "patch": patch})
+    assert compared > len(cases) // 2
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_random_patches_match_kustomize(tmp_path: Path) -> None:
+    generator = PatchGenerator(seed=1125, kustomize=True)
+    cases = [generator.case(number) for number in range(200)]
+    target = {"apiVersion": "apps/v1", "kind": "Deployment"}
+    patches = [
+        {**target, **patch, "metadata": {**patch.get("metadata", {}), "name": original["metadata"]["name"]}}
+        for original, patch in cases
+    ]
+    (tmp_path / "objects.yaml").write_text(yaml.safe_dump_all([original for original, _ in cases]))
+    (tmp_path / "patches.yaml").write_text(yaml.safe_dump_all(patches))
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources: [objects.yaml]\npatches: [{path: patches.yaml}]\n"
+    )
+    completed = subprocess.run(
+        [KUBECTL, "kustomize", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KUBECONFIG": os.devnull},
+        check=True,
+    )
+    built = {obj["metadata"]["name"]: obj for obj in yaml.safe_load_all(completed.stdout)}
+    for original, patch in cases:
+        ours = library_patch(original, patch, "kustomize")
+        assert ours == built[original["metadata"]["name"]], json.dumps({"original": original, "patch": patch})
