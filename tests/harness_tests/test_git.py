@@ -54,6 +54,15 @@ def test_file_repo_seed_commit_and_read(git_server: GitServer) -> None:
     other, _ = git_server.new_repo("app")
     assert other != path  # names are unique within the session
 
+    # a branch the remote lacks starts from its HEAD
+    dev = git.commit_files(url, {"dev.txt": "d\n"}, "On dev", branch="dev")
+    assert git.head(path, "dev") == dev
+    assert git.log_messages(path, "dev") == ["On dev", "Scale up", "Seed repository"]
+    assert git.head(path, "main") == second
+
+    with pytest.raises(ValueError):
+        git.commit_files(url, {"../escape.txt": "x"}, "Nope")
+
 
 def test_clone_over_ssh_checks_the_host_key(git_server: GitServer, tmp_path: Path) -> None:
     path, _ = git_server.new_repo("over-ssh")
