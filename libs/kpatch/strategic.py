@@ -68,9 +68,11 @@ def strategic_merge_patch(
     ``schema`` describes ``original`` (see :func:`libs.kpatch.schema_for`); with ``None`` every list
     is replaced, which makes this JSON merge patch plus the directives.
 
-    ``style="kustomize"`` follows ``kustomize build`` (kyaml) where it differs from the API server:
-    merged lists hold the patch's elements first, in patch order, then the original's other
-    elements; and ``$patch: delete`` on a map removes the field instead of leaving ``{}``.
+    ``style="apimachinery"`` (the default) gives what a real API server stores for a
+    ``PATCH`` with ``application/strategic-merge-patch+json``. ``style="kustomize"`` follows
+    ``kustomize build`` where it differs: merged lists hold the patch's elements first, in patch
+    order, then the original's other elements; ``$patch: delete`` on a map removes the field
+    instead of leaving ``{}``; directives in values the original lacks are applied to an empty value.
     """
     if not isinstance(original, dict):
         raise PatchError(
