@@ -17,7 +17,7 @@ from typing import Any
 
 from . import errors as E
 from . import immutable, managed, schema
-from .defaults import Defaulter
+from .defaults import Defaulter, ShapeError
 from .kinds import ResourceType, builtin_types, crd_resource_type
 from .selectors import Selector
 from .store import Event, Store, TypeKey, Watcher
@@ -195,8 +195,18 @@ class Cluster:
             raise E.bad_request("the body of the request must be a JSON object")
         self._check_type(rt, version, obj)
         meta = obj.get("metadata")
-        if not isinstance(meta, dict):
+        if meta is None:
             meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise E.bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            )
+        for field in ("name", "generateName", "namespace"):
+            if field in meta and not isinstance(meta[field], str):
+                raise E.bad_request(
+                    f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: json: cannot '
+                    f"unmarshal {type(meta[field]).__name__} into Go struct field ObjectMeta.metadata.{field} of type string"
+                )
         ns = self._check_namespace(rt, ns, meta)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
@@ -305,10 +315,15 @@ class Cluster:
                     f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
                     f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{key} of type map[string]string"
                 )
+        self._check_metadata(rt, meta)
         if not rt.is_custom:
-            self.defaulter(rt.key, obj, old)
+            try:
+                self.defaulter(rt.key, obj, old)
+            except ShapeError as exc:
+                raise E.bad_request(
+                    f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {exc}'
+                )
         if rt.key == NS_KEY:
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             status = obj.setdefault("status", {})
             status["phase"] = "Terminating" if meta.get("deletionTimestamp") else "Active"
         elif rt.key == CRD_KEY:
@@ -324,6 +339,39 @@ class Cluster:
                 causes = schema.validate(obj, schema_doc, root=True)
                 if causes:
                     raise E.invalid(rt.kind, rt.group, meta.get("name", ""), causes)
+
+    def _check_metadata(self, rt: ResourceType, meta: JSON) -> None:
+        """The shape of ObjectMeta fields the emulator relies on (finalizers, ownerReferences)."""
+        name = str(meta.get("name", ""))
+        finalizers = meta.get("finalizers")
+        if finalizers is not None and (
+            not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
+        ):
+            raise E.bad_request(
+                f"{rt.kind} cannot be decoded: json: cannot unmarshal into Go struct field "
+                "ObjectMeta.metadata.finalizers of type []string"
+            )
+        refs = meta.get("ownerReferences")
+        if refs is None:
+            return
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise E.bad_request(
+                f"{rt.kind} cannot be decoded: json: cannot unmarshal into Go struct field "
+                "ObjectMeta.metadata.ownerReferences of type []v1.OwnerReference"
+            )
+        causes: list[JSON] = []
+        for ref in refs:
+            for field in ("apiVersion", "kind", "name", "uid"):
+                if not isinstance(ref.get(field), str) or not ref.get(field):
+                    causes.append(
+                        E.cause(
+                            "FieldValueInvalid",
+                            f"metadata.ownerReferences.{field}",
+                            f'Invalid value: "": {field} must not be empty',
+                        )
+                    )
+        if causes:
+            raise E.invalid(rt.kind, rt.group, name, causes)
 
     def _unknown_fields(self, rt: ResourceType, version: str, dropped: list[str]) -> None:
         """Honour the request's fieldValidation for pruned fields: Strict fails, Warn warns."""

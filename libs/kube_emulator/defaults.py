@@ -15,6 +15,31 @@ from typing import Any
 JSON = dict[str, Any]
 
 
+class ShapeError(ValueError):
+    """A field of a built-in kind has the wrong JSON type (the real server fails to decode it)."""
+
+    def __init__(self, field: str, expected: str, value: Any) -> None:
+        actual = "array" if isinstance(value, list) else type(value).__name__
+        super().__init__(f"json: cannot unmarshal {actual} into Go struct field {field} of type {expected}")
+
+
+def _obj(parent: JSON, key: str) -> JSON:
+    """`parent[key]` as an object, created when absent."""
+    value = parent.setdefault(key, {})
+    if not isinstance(value, dict):
+        raise ShapeError(key, "object", value)
+    return value
+
+
+def _items(parent: JSON, key: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ShapeError(key, "array", value)
+    return value
+
+
 def _ports(ports: Any) -> None:
     for port in ports or []:
         if isinstance(port, dict):
@@ -34,7 +59,7 @@ def _container(container: Any) -> None:
     container.setdefault("terminationMessagePath", "/dev/termination-log")
     container.setdefault("terminationMessagePolicy", "File")
     container.setdefault("resources", {})
-    _ports(container.get("ports"))
+    _ports(_items(container, "ports"))
 
 
 def pod_spec(spec: Any) -> None:
@@ -46,7 +71,7 @@ def pod_spec(spec: Any) -> None:
     spec.setdefault("securityContext", {})
     spec.setdefault("terminationGracePeriodSeconds", 30)
     for key in ("containers", "initContainers"):
-        for container in spec.get(key) or []:
+        for container in _items(spec, key):
             _container(container)
 
 
@@ -57,48 +82,48 @@ def _template(spec: JSON) -> None:
 
 
 def _deployment(obj: JSON) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _obj(obj, "spec")
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    strategy = spec.setdefault("strategy", {})
+    strategy = _obj(spec, "strategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling = _obj(strategy, "rollingUpdate")
         rolling.setdefault("maxSurge", "25%")
         rolling.setdefault("maxUnavailable", "25%")
     _template(spec)
 
 
 def _statefulset(obj: JSON) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _obj(obj, "spec")
     spec.setdefault("replicas", 1)
     spec.setdefault("podManagementPolicy", "OrderedReady")
     spec.setdefault("revisionHistoryLimit", 10)
-    strategy = spec.setdefault("updateStrategy", {})
+    strategy = _obj(spec, "updateStrategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
-    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+        _obj(strategy, "rollingUpdate").setdefault("partition", 0)
+    retention = _obj(spec, "persistentVolumeClaimRetentionPolicy")
     retention.setdefault("whenDeleted", "Retain")
     retention.setdefault("whenScaled", "Retain")
     _template(spec)
 
 
 def _daemonset(obj: JSON) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _obj(obj, "spec")
     spec.setdefault("revisionHistoryLimit", 10)
-    strategy = spec.setdefault("updateStrategy", {})
+    strategy = _obj(spec, "updateStrategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling = _obj(strategy, "rollingUpdate")
         rolling.setdefault("maxUnavailable", 1)
         rolling.setdefault("maxSurge", 0)
     _template(spec)
 
 
 def _replicaset(obj: JSON) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _obj(obj, "spec")
     spec.setdefault("replicas", 1)
     _template(spec)
 
@@ -114,11 +139,11 @@ def _job_spec(spec: JSON) -> None:
 
 
 def _job(obj: JSON) -> None:
-    _job_spec(obj.setdefault("spec", {}))
+    _job_spec(_obj(obj, "spec"))
 
 
 def _cronjob(obj: JSON) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _obj(obj, "spec")
     spec.setdefault("concurrencyPolicy", "Allow")
     spec.setdefault("suspend", False)
     spec.setdefault("successfulJobsHistoryLimit", 3)
@@ -141,7 +166,7 @@ def _secret(obj: JSON) -> None:
     obj.setdefault("type", "Opaque")
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:
-        data = obj.setdefault("data", {})
+        data = _obj(obj, "data")
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value).encode()).decode()
 
@@ -153,9 +178,8 @@ def _pvc(obj: JSON) -> None:
 
 
 def _namespace(obj: JSON) -> None:
-    labels = obj["metadata"].setdefault("labels", {})
-    if isinstance(labels, dict):
-        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    _obj(obj["metadata"], "labels")["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    _obj(obj, "spec").setdefault("finalizers", ["kubernetes"])
 
 
 class ServiceDefaults:
@@ -174,10 +198,10 @@ class ServiceDefaults:
             self._next = max(self._next, value + 1)
 
     def __call__(self, obj: JSON, old: JSON | None) -> None:
-        spec = obj.setdefault("spec", {})
+        spec = _obj(obj, "spec")
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports") or []:
+        for port in _items(spec, "ports"):
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
                 if "port" in port:

@@ -450,3 +450,37 @@ def test_immutable_fields_are_422_invalid(emu: KubeEmulator, api: client.ApiClie
         in status_of(forbidden.value)["message"]
     )
     assert apps.patch_namespaced_stateful_set("db", "default", {"spec": {"replicas": 3}}).spec.replicas == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/namespaces/default/configmaps", {"metadata": {"name": 5}}),
+        ("/api/v1/namespaces/default/configmaps", {"metadata": []}),
+        ("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "f", "finalizers": "x"}}),
+        ("/apis/apps/v1/namespaces/default/deployments", {"metadata": {"name": "d"}, "spec": []}),
+        (
+            "/apis/apps/v1/namespaces/default/deployments",
+            {"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": "app"}}}},
+        ),
+        ("/api/v1/namespaces", {"metadata": {"name": "n"}, "spec": []}),
+    ],
+)
+def test_malformed_objects_are_400_not_500(emu: KubeEmulator, path: str, body: dict) -> None:
+    reply = requests.post(f"{emu.url}{path}", json=body, timeout=5)
+    assert reply.status_code == 400 and reply.json()["reason"] == "BadRequest"
+
+
+def test_owner_references_need_uid(emu: KubeEmulator) -> None:
+    reply = requests.post(
+        f"{emu.url}/api/v1/namespaces/default/configmaps",
+        timeout=5,
+        json={
+            "metadata": {
+                "name": "o",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}],
+            }
+        },
+    )
+    assert reply.status_code == 422
+    assert reply.json()["details"]["causes"][0]["field"] == "metadata.ownerReferences.uid"
