@@ -140,7 +140,7 @@ def library_patch(original: dict[str, Any], patch: dict[str, Any], style: Style)
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 def test_random_patches_match_kubectl(tmp_path: Path) -> None:
     generator = PatchGenerator(seed=20261125)
-    cases = [generator.case(number) for number in range(48)]
+    cases = [generator.case(number) for number in range(32)]
 
     def run(number: int) -> dict[str, Any] | str:
         directory = tmp_path / str(number)
@@ -163,7 +163,7 @@ def test_random_patches_match_kubectl(tmp_path: Path) -> None:
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 def test_random_patches_match_kustomize(tmp_path: Path) -> None:
     generator = PatchGenerator(seed=1125, kustomize=True)
-    cases = [generator.case(number) for number in range(200)]
+    cases = [generator.case(number) for number in range(100)]
     target = {"apiVersion": "apps/v1", "kind": "Deployment"}
     patches = [
         {**target, **patch, "metadata": {**patch.get("metadata", {}), "name": original["metadata"]["name"]}}
