@@ -28,6 +28,7 @@ class ResourceType:
     schemas: dict[str, JSON] = field(default_factory=dict)
     printer_columns: dict[str, list[JSON]] = field(default_factory=dict)
     storage_version: str = ""
+    list_kind_name: str = ""
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -41,7 +42,7 @@ class ResourceType:
 
     @property
     def list_kind(self) -> str:
-        return self.kind + "List"
+        return self.list_kind_name or self.kind + "List"
 
     @property
     def is_custom(self) -> bool:
@@ -196,4 +197,5 @@ def crd_resource_type(crd: JSON) -> ResourceType:
         schemas=schemas,
         printer_columns=columns,
         storage_version=storage,
+        list_kind_name=names.get("listKind") or "",
     )
