@@ -292,3 +292,12 @@ def test_update_takes_ownership_so_the_applier_then_conflicts(
     obj = apply(emu, DEPLOY, without, "sluice").json()
     assert obj["spec"]["replicas"] == 4
     assert "f:replicas" not in entry(obj, "sluice")["fieldsV1"]["f:spec"]
+
+
+def test_apply_dry_run_on_existing_object_changes_nothing(emu: KubeEmulator) -> None:
+    created = apply(emu, DEPLOY, deployment("dry", replicas=1), "sluice").json()
+    preview = apply(emu, DEPLOY, deployment("dry", replicas=6), "sluice", dry_run=True)
+    assert preview.status_code == 200 and preview.json()["spec"]["replicas"] == 6
+    live = requests.get(f"{emu.url}{DEPLOY}/dry", timeout=5).json()
+    assert live["spec"]["replicas"] == 1
+    assert live["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]

@@ -484,3 +484,20 @@ def test_owner_references_need_uid(emu: KubeEmulator) -> None:
     )
     assert reply.status_code == 422
     assert reply.json()["details"]["causes"][0]["field"] == "metadata.ownerReferences.uid"
+
+
+def test_continue_token_older_than_history_is_410(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import config
+
+    with KubeEmulator.in_thread(rollout=False, history_size=3) as small:
+        api = config.new_client_from_config(str(small.write_kubeconfig(tmp_path / "kc")))
+        v1 = client.CoreV1Api(api)
+        for i in range(4):
+            v1.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}})
+        token = v1.list_namespaced_config_map("default", limit=2).metadata._continue
+        for i in range(4, 8):
+            v1.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}})
+        with pytest.raises(ApiException) as err:
+            v1.list_namespaced_config_map("default", limit=2, _continue=token)
+        assert err.value.status == 410 and status_of(err.value)["reason"] == "Expired"
+        api.close()
