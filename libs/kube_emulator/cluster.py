@@ -245,7 +245,7 @@ class Cluster:
             meta["managedFields"] = managed.prune_entries(managed_fields, obj)
         else:
             meta["managedFields"] = managed.record_update(
-                self, rt, version, None, obj, [], manager, operation, None
+                rt, version, None, obj, [], manager, operation, None
             )
         if not meta["managedFields"]:
             del meta["managedFields"]
@@ -520,7 +520,6 @@ class Cluster:
             managed_fields = managed.prune_entries(managed_fields, new)
         else:
             managed_fields = managed.record_update(
-                self,
                 rt,
                 version,
                 old,
@@ -691,7 +690,7 @@ class Cluster:
             if subresource == "status":
                 raise E.not_found(rt.resource, rt.group, name)
             base: JSON = {"apiVersion": rt.api_version(version), "kind": rt.kind, "metadata": {"name": name}}
-            merged, fields = managed.apply(self, rt, version, base, applied, [], manager, force, subresource)
+            merged, fields = managed.apply(rt, version, base, applied, [], manager, force, subresource)
             body = dict(merged)
             body["metadata"] = dict(merged["metadata"], name=name)
             return self.create(rt, version, ns, body, manager, dry_run, managed_fields=fields), True
@@ -700,7 +699,6 @@ class Cluster:
             raise E.stale_conflict(rt.resource, rt.group, name)
         live = self.output(old, rt, version)
         merged, fields = managed.apply(
-            self,
             rt,
             version,
             live,

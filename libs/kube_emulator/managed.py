@@ -18,7 +18,6 @@ from libs import kpatch
 from . import errors as E
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
     from .kinds import ResourceType
 
 JSON = dict[str, Any]
@@ -444,7 +443,6 @@ def _part(rt: ResourceType, subresource: str | None) -> str:
 
 
 def record_update(
-    cluster: Cluster,
     rt: ResourceType,
     version: str,
     old: JSON | None,
@@ -479,7 +477,6 @@ def record_update(
 
 
 def apply(
-    cluster: Cluster,
     rt: ResourceType,
     version: str,
     live: JSON,
