@@ -87,6 +87,64 @@ def _walk(node: Any, parts: tuple[str, ...], i: int, create: bool, setter: Sette
         _walk(node[key], parts, i + 1, create, setter, create_map)
 
 
+Path = tuple[str | int, ...]
+
+
+def collect_map_targets(obj: dict[str, Any], spec: FieldSpec) -> list[tuple[dict[str, Any], Path]]:
+    """The maps ``spec.path`` designates in ``obj`` (created when ``spec.create``), with their paths.
+
+    Used by the label and annotation transformers, which set entries inside those maps.
+    """
+    found: list[tuple[dict[str, Any], Path]] = []
+    if spec.matches(obj):
+        _collect(obj, spec.parts, 0, spec.create, (), found)
+    return found
+
+
+def _collect(
+    node: Any,
+    parts: tuple[str, ...],
+    i: int,
+    create: bool,
+    path: Path,
+    found: list[tuple[dict[str, Any], Path]],
+) -> None:
+    if isinstance(node, list):
+        for index, element in enumerate(node):
+            _collect(element, parts, i, create, (*path, index), found)
+        return
+    if not isinstance(node, dict):
+        return
+    part = parts[i]
+    is_seq = part.endswith("[]")
+    key = part[:-2] if is_seq else part
+    if node.get(key) is None:
+        if not create or is_seq:
+            return
+        node[key] = {}
+    value = node[key]
+    if i == len(parts) - 1:
+        if isinstance(value, dict):
+            found.append((value, (*path, key)))
+        else:
+            raise KustomizeError(f"expected a map at field {'/'.join(parts)} to set labels/annotations")
+    else:
+        _collect(value, parts, i + 1, create, (*path, key), found)
+
+
+def resolve_path(obj: Any, path: Path) -> Any:
+    """The value at ``path`` in ``obj``, or None if the path no longer exists."""
+    node = obj
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return None
+        elif not isinstance(node, dict) or step not in node:
+            return None
+        node = node[step]
+    return node
+
+
 def parse_fieldspec(raw: Any, where: str) -> FieldSpec:
     if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
         raise KustomizeError(f"{where}: a fieldSpec needs a 'path'")

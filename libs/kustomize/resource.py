@@ -131,8 +131,50 @@ class Resource:
     generated: bool = False
     origin: str | None = None
     transformations: list[str] = field(default_factory=list)
-    # (id(map), key) -> every (map, key) sharing one YAML value node with it (see labels)
-    links: dict[tuple[int, str], list[tuple[dict[str, Any], str]]] = field(default_factory=dict)
+    # (path of a map, key) -> every (path, key) whose value shares one YAML node with it;
+    # see transform.transform_map_entries
+    links: dict[tuple[tuple[str | int, ...], str], list[tuple[tuple[str | int, ...], str]]] = field(
+        default_factory=dict
+    )
+
+    def set_linked(self, path: tuple[str | int, ...], key: str, value: Any) -> None:
+        """Write ``value`` to every entry sharing a value node with ``path``/``key``."""
+        from libs.kustomize.config import resolve_path
+
+        for other_path, other_key in self.links.get((path, key), ()):
+            target = resolve_path(self.obj, other_path)
+            if isinstance(target, dict) and other_key in target:
+                target[other_key] = value
+
+    def snapshot_links(self) -> list[tuple[list[tuple[tuple[str | int, ...], str]], list[Any]]]:
+        """The current value of every linked entry, group by group (for patches)."""
+        from libs.kustomize.config import resolve_path
+
+        groups: dict[int, list[tuple[tuple[str | int, ...], str]]] = {}
+        for group in self.links.values():
+            groups[id(group)] = group
+        result = []
+        for group in groups.values():
+            values = []
+            for path, key in group:
+                target = resolve_path(self.obj, path)
+                values.append(target.get(key) if isinstance(target, dict) else None)
+            result.append((group, values))
+        return result
+
+    def propagate_link_changes(
+        self, before: list[tuple[list[tuple[tuple[str | int, ...], str]], list[Any]]]
+    ) -> None:
+        """After a strategic merge patch: a value the patch changed in one linked entry changes in all
+        (kyaml overwrites the shared node in place)."""
+        from libs.kustomize.config import resolve_path
+
+        for group, old_values in before:
+            for (path, key), old in zip(group, old_values, strict=True):
+                target = resolve_path(self.obj, path)
+                if isinstance(target, dict) and key in target and target[key] != old:
+                    self.set_linked(path, key, target[key])
+                    break
 
     # -- identity ---------------------------------------------------------------------------
     @property

@@ -613,12 +613,15 @@ def _apply_smp(r: Resource, patch: dict[str, Any], allow_name: bool, allow_kind:
     if patch.get("$patch") == "delete":
         r.obj = {}
         return
+    before = r.snapshot_links() if r.links else []
     try:
         r.obj = strategic_merge_patch(r.obj, patch, _schema(r.obj), style="kustomize")
     except PatchError as exc:
         raise KustomizeError(f"applying strategic merge patch to {r.cur_id()}: {exc}") from None
     if not r.obj:
         return
+    if before:
+        r.propagate_link_changes(before)
     if not allow_kind:
         r.obj["kind"] = kind
     if not allow_name:
@@ -639,6 +642,7 @@ def _apply_json6902(
     for r in select(resources, target, where):
         if store_id:
             r.store_previous_id()
+        r.links.clear()  # kustomize applies JSON patches to a JSON copy: shared nodes are gone
         try:
             r.obj = json_patch(r.obj, ops)
         except PatchError as exc:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from libs.kustomize.config import FieldSpec, TransformerConfig, apply_fieldspec
+from libs.kustomize.config import FieldSpec, TransformerConfig, apply_fieldspec, collect_map_targets
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.resource import Gvk, Resource
 
@@ -105,38 +105,19 @@ def transform_map_entries(resources: list[Resource], entries: dict[str, str], sp
     if not entries:
         return
     items = sorted(entries.items())
-
     for r in resources:
-        new_groups: dict[str, list[tuple[dict[str, Any], str]]] = {}
-        links = r.links
-
-        def setter(
-            container: dict[str, Any],
-            key: str,
-            links: dict[tuple[int, str], list[tuple[dict[str, Any], str]]] = links,
-            new_groups: dict[str, list[tuple[dict[str, Any], str]]] = new_groups,
-        ) -> None:
-            target = container.get(key)
-            if target is None:
-                target = {}
-                container[key] = target
-            if not isinstance(target, dict):
-                raise KustomizeError(f"expected a map at field {key!r} to set labels/annotations")
-            for k, v in items:
-                if k in target:
-                    target[k] = v
-                    group = links.get((id(target), k))
-                    if group:
-                        for other, other_key in group:
-                            other[other_key] = v
-                else:
-                    target[k] = v
-                    group = new_groups.setdefault(k, [])
-                    group.append((target, k))
-                    links[(id(target), k)] = group
-
+        new_groups: dict[str, list[tuple[tuple[str | int, ...], str]]] = {}
         for spec in specs:
-            apply_fieldspec(r.obj, spec, setter, create_map=True)
+            for target, path in collect_map_targets(r.obj, spec):
+                for k, v in items:
+                    if k in target:
+                        target[k] = v
+                        r.set_linked(path, k, v)
+                    else:
+                        target[k] = v
+                        group = new_groups.setdefault(k, [])
+                        group.append((path, k))
+                        r.links[(path, k)] = group
 
 
 # ------------------------------------------------------------------------------------------------
