@@ -30,6 +30,7 @@ WARNINGS: ContextVar[list[str] | None] = ContextVar("warnings", default=None)
 
 CRD_KEY: TypeKey = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY: TypeKey = ("", "namespaces")
+FOREGROUND = "foregroundDeletion"
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -849,7 +850,49 @@ class Cluster:
         if policy == "Orphan":
             self._orphan_dependents(old)
             old = self.get(rt, ns, name)
+        elif policy == "Foreground" and self.store.dependents.get(old["metadata"].get("uid", "")):
+            return self._delete_foreground(rt, old)
         return self._delete_object(rt, old)
+
+    def _delete_foreground(self, rt: ResourceType, old: JSON) -> tuple[JSON, int]:
+        """Foreground cascading: the owner waits (finalizer `foregroundDeletion`) for its dependents."""
+        meta = old["metadata"]
+        uid = meta.get("uid", "")
+        new = copy.deepcopy(old)
+        new_meta = new["metadata"]
+        new_meta.setdefault("deletionTimestamp", now())
+        new_meta["deletionGracePeriodSeconds"] = 0
+        if FOREGROUND not in (new_meta.get("finalizers") or []):
+            new_meta["finalizers"] = [*(new_meta.get("finalizers") or []), FOREGROUND]
+        new_meta["resourceVersion"] = str(self.store.next_rv())
+        self.store.put(rt.key, new, "MODIFIED", old)
+        for dep_key, dep_ns, dep_name in list(self.store.dependents.get(uid, ())):
+            dep = self.store.get(dep_key, dep_ns, dep_name)
+            dep_type = self.types.get(dep_key)
+            if dep is not None and dep_type is not None and not dep["metadata"].get("deletionTimestamp"):
+                self._delete_object(dep_type, dep)
+        self._finish_foreground(uid)
+        current = self.store.get(rt.key, meta.get("namespace", ""), meta["name"])
+        return (current, 202) if current is not None else (new, 200)
+
+    def _finish_foreground(self, owner_uid: str) -> None:
+        """Drop the `foregroundDeletion` finalizer once an owner has no dependents left."""
+        owner = self.store.lookup_uid(owner_uid)
+        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or []):
+            return
+        if self.store.dependents.get(owner_uid):
+            return
+        key = self.store.uids[owner_uid][0]
+        rt = self.types.get(key)
+        if rt is None:
+            return
+        new = copy.deepcopy(owner)
+        remaining = [f for f in new["metadata"]["finalizers"] if f != FOREGROUND]
+        if remaining:
+            new["metadata"]["finalizers"] = remaining
+        else:
+            new["metadata"].pop("finalizers")
+        self.commit(rt, owner, new, False)
 
     def _delete_object(self, rt: ResourceType, old: JSON) -> tuple[JSON, int]:
         meta = old["metadata"]
@@ -883,6 +926,8 @@ class Cluster:
             owners = [o.get("uid") for o in dep["metadata"].get("ownerReferences") or []]
             if all(self.store.lookup_uid(o or "") is None for o in owners):
                 self._delete_object(dep_type, dep)
+        for owner in meta.get("ownerReferences") or []:
+            self._finish_foreground(str(owner.get("uid", "")))
         ns = meta.get("namespace")
         if ns:
             namespace = self.store.get(NS_KEY, "", ns)

@@ -73,14 +73,41 @@ def test_orphan_policy_strips_owner_references(api: client.ApiClient) -> None:
     assert kept.metadata.owner_references is None
 
 
-def test_foreground_behaves_like_background(api: client.ApiClient) -> None:
+def test_foreground_deletion_waits_for_dependents(api: client.ApiClient) -> None:
     v1 = client.CoreV1Api(api)
     owner = v1.create_namespaced_config_map("default", {"metadata": {"name": "fg"}})
     v1.create_namespaced_config_map(
         "default", {"metadata": {"name": "fg-child", "ownerReferences": [owner_ref(owner)]}}
     )
-    v1.delete_namespaced_config_map("fg", "default", propagation_policy="Foreground")
+    v1.create_namespaced_config_map(
+        "default",
+        {
+            "metadata": {
+                "name": "fg-held",
+                "ownerReferences": [owner_ref(owner)],
+                "finalizers": ["example.com/slow"],
+            }
+        },
+    )
+    _, code, _ = v1.delete_namespaced_config_map_with_http_info(
+        "fg", "default", propagation_policy="Foreground"
+    )
+    assert code == 202
     assert not exists(v1.read_namespaced_config_map, "fg-child", "default")
+    waiting = v1.read_namespaced_config_map("fg", "default")
+    assert waiting.metadata.finalizers == ["foregroundDeletion"] and waiting.metadata.deletion_timestamp
+    v1.patch_namespaced_config_map("fg-held", "default", {"metadata": {"finalizers": None}})
+    assert not exists(v1.read_namespaced_config_map, "fg-held", "default")
+    assert not exists(v1.read_namespaced_config_map, "fg", "default")
+
+
+def test_foreground_without_dependents_deletes_at_once(api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    v1.create_namespaced_config_map("default", {"metadata": {"name": "alone"}})
+    _, code, _ = v1.delete_namespaced_config_map_with_http_info(
+        "alone", "default", propagation_policy="Foreground"
+    )
+    assert code == 200 and not exists(v1.read_namespaced_config_map, "alone", "default")
 
 
 def test_delete_preconditions(api: client.ApiClient) -> None:
