@@ -83,15 +83,30 @@ class FieldSchema:
 
     @property
     def list_type(self) -> str | None:
-        """Server-side apply list semantics: ``atomic`` (the default for lists), ``set`` or ``map``."""
+        """Server-side apply list semantics: ``atomic``, ``set`` or ``map``; ``None`` if not a list.
+
+        As server-side apply reads OpenAPI (kube-openapi's schemaconv): ``x-kubernetes-list-type``
+        if present, else a list with patch strategy ``merge`` is a ``map`` keyed by its patch merge
+        key (a ``set`` without one), else ``atomic``.
+        """
         if self.type != "list":
             return None
-        return str(self._node.get("x-kubernetes-list-type", "atomic"))
+        declared = self._node.get("x-kubernetes-list-type")
+        if declared is not None:
+            return str(declared)
+        if "merge" in self.strategies:
+            return "map" if self.merge_key else "set"
+        return "atomic"
 
     @property
     def map_keys(self) -> tuple[str, ...]:
         """The fields identifying an element of a ``map`` list in server-side apply."""
-        return tuple(str(key) for key in self._node.get("x-kubernetes-list-map-keys", ()))
+        declared = self._node.get("x-kubernetes-list-map-keys")
+        if declared is not None:
+            return tuple(str(key) for key in declared)
+        if self.list_type == "map" and "x-kubernetes-list-type" not in self._node and self.merge_key:
+            return (self.merge_key,)
+        return ()
 
     @property
     def map_type(self) -> str | None:

@@ -273,6 +273,28 @@ def test_lists_without_a_list_type_are_atomic() -> None:
     )
 
 
+def test_lists_with_only_a_patch_strategy_read_as_server_side_apply_reads_them() -> None:
+    merge_by_key = {
+        "type": "array",
+        "items": {},
+        "x-kubernetes-patch-strategy": "merge",
+        "x-kubernetes-patch-merge-key": "ip",
+    }
+    merge_primitives = {"type": "array", "items": {"type": "string"}, "x-kubernetes-patch-strategy": "merge"}
+    explicit = {**merge_by_key, "x-kubernetes-list-type": "atomic"}
+    properties = {"byKey": merge_by_key, "primitives": merge_primitives, "explicit": explicit}
+    registry = SchemaRegistry({"definitions": {"X": {"type": "object", "properties": properties}}})
+    x = registry.definition("X")
+    by_key, primitives, atomic = x.child("byKey"), x.child("primitives"), x.child("explicit")
+    assert by_key is not None and (by_key.list_type, by_key.map_keys) == ("map", ("ip",))
+    assert primitives is not None and (primitives.list_type, primitives.map_keys) == ("set", ())
+    assert atomic is not None and (atomic.list_type, atomic.map_keys, atomic.merge_key) == (
+        "atomic",
+        (),
+        "ip",
+    )
+
+
 def test_object_meta_schema() -> None:
     meta = object_meta_schema()
     labels, annotations = meta.child("labels"), meta.child("annotations")
