@@ -28,7 +28,11 @@ class BuildSettings(Settings):
 
 def _ref(obj: Kustomization) -> ObjectRef:
     return ObjectRef(
-        api_version=obj.api_version(), kind=obj.KIND, namespace=obj.namespace, name=obj.name, uid=obj.metadata.uid
+        api_version=obj.api_version(),
+        kind=obj.KIND,
+        namespace=obj.namespace,
+        name=obj.name,
+        uid=obj.metadata.uid,
     )
 
 
@@ -50,24 +54,32 @@ async def setup(app: App) -> None:
         for raw in items:
             ks = Kustomization.model_validate(raw)
             ref = ks.spec.source_ref
-            if ref.kind == event.source.kind and ref.name == event.source.name and (
-                (ref.namespace or ks.namespace) == event.source.namespace
+            if (
+                ref.kind == event.source.kind
+                and ref.name == event.source.name
+                and ((ref.namespace or ks.namespace) == event.source.namespace)
             ):
                 await _not_built(app, ks, event.source, event.revision)
 
     async def on_request(request: ReconcileRequest, delivery: Delivery) -> None:
-        raw = await app.kube.get(Kustomization.api_version(), Kustomization.KIND, request.object.name,
-                                 request.object.namespace)
+        raw = await app.kube.get(
+            Kustomization.api_version(), Kustomization.KIND, request.object.name, request.object.namespace
+        )
         if raw is None:
             return
         ks = Kustomization.model_validate(raw)
         ref = ks.spec.source_ref
-        source = ObjectRef(api_version=ref.api_version or "source.toolkit.fluxcd.io/v1", kind=ref.kind,
-                           namespace=ref.namespace or ks.namespace, name=ref.name)
+        source = ObjectRef(
+            api_version=ref.api_version or "source.toolkit.fluxcd.io/v1",
+            kind=ref.kind,
+            namespace=ref.namespace or ks.namespace,
+            name=ref.name,
+        )
         await _not_built(app, ks, source, "")
 
-    app.bus.subscribe(f"{SERVICE}-artifact-ready", subj.family_filter(names.ARTIFACT_READY), ArtifactReady,
-                      on_artifact)
+    app.bus.subscribe(
+        f"{SERVICE}-artifact-ready", subj.family_filter(names.ARTIFACT_READY), ArtifactReady, on_artifact
+    )
     app.bus.subscribe(
         f"{SERVICE}-reconcile-kustomization",
         subj.family_filter(names.RECONCILE_REQUEST, Kustomization.KIND),
