@@ -21,6 +21,13 @@ from .rollout import Rollout
 from .server import ApiServer
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class KubeEmulator:
     """A Kubernetes API server emulator speaking the real HTTP API on loopback.
 
@@ -47,6 +54,8 @@ class KubeEmulator:
         self.rollout = Rollout(self.cluster, delay=rollout_delay) if rollout else None
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        # the private loop of in_thread() mode; None when running on the caller's loop
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -122,7 +131,7 @@ class KubeEmulator:
         """Write all objects and the resourceVersion counter atomically (temp file + rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self.cluster.snapshot(), separators=(",", ":"))
+        data = json.dumps(self.call(self.cluster.snapshot), separators=(",", ":"))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as handle:
@@ -211,11 +220,9 @@ class KubeEmulator:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=30)
 
-    _loop: asyncio.AbstractEventLoop | None = None
-
     def call(self, func: Any, *args: Any) -> Any:
         """Run a plain function on the emulator's loop (in-thread mode) and return its result."""
-        if self._loop is None:
+        if self._loop is None or _running_loop() is self._loop:
             return func(*args)
 
         async def invoke() -> Any:

@@ -116,3 +116,12 @@ def test_process_prints_url_and_saves_state_on_sigterm(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert "from-process" in state.read_text()
+
+
+def test_save_on_demand_from_another_thread(tmp_path: Path) -> None:
+    with KubeEmulator.in_thread(rollout=False) as emu:
+        api = config.new_client_from_config(str(emu.write_kubeconfig(tmp_path / "kc")))
+        client.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "snap"}})
+        emu.save(tmp_path / "snapshot.json")
+        api.close()
+    assert "snap" in (tmp_path / "snapshot.json").read_text()
