@@ -711,6 +711,35 @@ class Cluster:
         )
         return self.write(rt, version, old, merged, manager, "Apply", subresource, dry_run, fields), False
 
+    # -- reviews -------------------------------------------------------------------------------
+    def review(self, rt: ResourceType, version: str, body: Any) -> JSON:
+        """Answer an access or token review: nothing is enforced, so everything is allowed."""
+        if not isinstance(body, dict):
+            raise E.bad_request("the body of the request must be a JSON object")
+        self._check_type(rt, version, body)
+        answer = copy.deepcopy(body)
+        answer["apiVersion"] = rt.api_version(version)
+        answer["kind"] = rt.kind
+        answer.setdefault("metadata", {})
+        user = {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}
+        if rt.kind == "TokenReview":
+            answer["status"] = {
+                "authenticated": True,
+                "user": user,
+                "audiences": (body.get("spec") or {}).get("audiences") or [],
+            }
+        elif rt.kind == "SelfSubjectReview":
+            answer["status"] = {"userInfo": user}
+        elif rt.kind == "SelfSubjectRulesReview":
+            answer["status"] = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
+        else:
+            answer["status"] = {"allowed": True, "reason": "the emulator enforces no RBAC"}
+        return answer
+
     # -- scale subresource ---------------------------------------------------------------------
     def get_scale(self, rt: ResourceType, ns: str | None, name: str) -> JSON:
         return self._scale_of(rt, self.get(rt, ns, name))

@@ -29,12 +29,17 @@ class ResourceType:
     printer_columns: dict[str, list[JSON]] = field(default_factory=dict)
     storage_version: str = ""
     list_kind_name: str = ""
+    review: bool = False  # create-only, answered and never stored (access/token reviews)
 
     def __post_init__(self) -> None:
         if not self.singular:
             self.singular = self.kind.lower()
         if not self.storage_version:
             self.storage_version = self.versions[0]
+
+    @property
+    def verbs(self) -> list[str]:
+        return ["create"] if self.review else list(VERBS)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -133,6 +138,16 @@ _BUILTINS: list[tuple[str, list[str], str, str, bool, list[str], list[str], bool
 ]
 
 
+# Review kinds: no RBAC or authentication is enforced, so every review says yes.
+_REVIEWS: list[tuple[str, str, str, bool]] = [
+    ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+    ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview", False),
+    ("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview", True),
+    ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False),
+    ("authentication.k8s.io", "tokenreviews", "TokenReview", False),
+    ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview", False),
+]
+
 _SCALABLE = {
     ("apps", "deployments"),
     ("apps", "statefulsets"),
@@ -143,7 +158,11 @@ BUILTIN_SCALE: JSON = {"specReplicasPath": ".spec.replicas", "statusReplicasPath
 
 
 def builtin_types() -> list[ResourceType]:
-    return [
+    reviews = [
+        ResourceType(group=g, versions=["v1"], resource=r, kind=k, namespaced=ns, review=True)
+        for g, r, k, ns in _REVIEWS
+    ]
+    return reviews + [
         ResourceType(
             group=g,
             versions=list(vs),

@@ -16,7 +16,7 @@ from aiohttp import web
 from . import errors as E
 from . import tables
 from .cluster import FIELD_VALIDATION, WARNINGS, Cluster
-from .kinds import VERBS, ResourceType
+from .kinds import ResourceType
 from .patching import PATCH_TYPES, decode_json
 from .selectors import make_selector
 
@@ -166,6 +166,8 @@ class ApiServer:
         if sub == "finalize":
             sub = None
         method = request.method
+        if rt.review and not (name is None and method == "POST"):
+            raise E.method_not_allowed()
         if name is None:
             if method == "GET":
                 if watch or _flag(request, "watch"):
@@ -241,7 +243,7 @@ class ApiServer:
                 "singularName": rt.singular,
                 "namespaced": rt.namespaced,
                 "kind": rt.kind,
-                "verbs": list(VERBS),
+                "verbs": rt.verbs,
             }
             if rt.short_names:
                 entry["shortNames"] = list(rt.short_names)
@@ -293,7 +295,7 @@ class ApiServer:
                         "responseKind": {"group": group, "version": version, "kind": rt.kind},
                         "scope": "Namespaced" if rt.namespaced else "Cluster",
                         "singularResource": rt.singular,
-                        "verbs": list(VERBS),
+                        "verbs": rt.verbs,
                     }
                     if rt.short_names:
                         entry["shortNames"] = list(rt.short_names)
@@ -458,6 +460,15 @@ class ApiServer:
     async def _create(
         self, request: web.Request, rt: ResourceType, version: str, ns: str | None
     ) -> web.Response:
+        if rt.review:
+            # the answer never depends on the question, so a protobuf body (kubectl auth can-i
+            # sends one) need not be decoded
+            if "protobuf" in request.content_type:
+                await request.read()
+                body: Any = {}
+            else:
+                body = await self._body(request)
+            return _json_response(self.cluster.review(rt, version, body), 201)
         body = await self._body(request)
         obj = self.cluster.create(rt, version, ns, body, self._manager(request), self._dry_run(request))
         return _json_response(self.cluster.output(obj, rt, version), 201)

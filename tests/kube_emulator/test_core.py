@@ -501,3 +501,12 @@ def test_continue_token_older_than_history_is_410(tmp_path) -> None:  # type: ig
             v1.list_namespaced_config_map("default", limit=2, _continue=token)
         assert err.value.status == 410 and status_of(err.value)["reason"] == "Expired"
         api.close()
+
+
+def test_access_reviews_always_allow(api: client.ApiClient) -> None:
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        {"spec": {"resourceAttributes": {"verb": "delete", "resource": "secrets", "namespace": "default"}}}
+    )
+    assert review.status.allowed is True
+    resources = {r.name: r for r in client.AuthorizationV1Api(api).get_api_resources().resources}
+    assert resources["selfsubjectaccessreviews"].verbs == ["create"]

@@ -90,6 +90,7 @@ def test_server_side_apply_get_patch_delete(kubectl: Kubectl) -> None:
     assert ("kubectl", "Apply") in managers
     kubectl("scale", "deployment", "web", "--replicas=5")
     assert kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}").stdout == "5"
+    assert kubectl("auth", "can-i", "delete", "deployments").stdout.strip() == "yes"
     kubectl("delete", "deployment", "web")
     gone = kubectl("get", "deployment", "web", check=False)
     assert gone.returncode != 0 and 'deployments.apps "web" not found' in gone.stderr
