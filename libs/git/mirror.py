@@ -1,0 +1,174 @@
+"""A cache of bare mirrors, one per remote URL, shared by every object that fetches that URL.
+
+A changed revision costs a fetch of the delta into the mirror, never a fresh clone; an unchanged
+one costs a single ``ls-remote`` (the caller compares it with what it stored). Fetches are
+shallow (depth 1, like Flux). Operations on one URL are serialized by an asyncio lock; the tree of
+a commit is exported with ``git checkout`` into a directory of the caller's, using a private index
+file, so exports never disturb each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.common.runtime.redact import redact_url
+from libs.git.cli import Git, GitError
+
+__all__ = ["MirrorCache", "RemoteRefs"]
+
+
+@dataclass(frozen=True)
+class RemoteRefs:
+    """``ls-remote`` output: ref name → commit (annotated tags already peeled to their commit)."""
+
+    refs: Mapping[str, str]
+
+    def get(self, ref: str) -> str | None:
+        return self.refs.get(ref)
+
+    def tags(self) -> dict[str, str]:
+        prefix = "refs/tags/"
+        return {name[len(prefix) :]: sha for name, sha in self.refs.items() if name.startswith(prefix)}
+
+
+def parse_ls_remote(text: str) -> RemoteRefs:
+    refs: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in text.splitlines():
+        sha, _, name = line.partition("\t")
+        if not name:
+            continue
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = sha
+        else:
+            refs[name] = sha
+    refs.update(peeled)
+    return RemoteRefs(refs)
+
+
+@dataclass
+class MirrorCache:
+    root: Path
+    git: Git = field(default_factory=Git)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def path_for(self, url: str) -> Path:
+        return self.root / (hashlib.sha256(url.encode()).hexdigest()[:40] + ".git")
+
+    @asynccontextmanager
+    async def locked(self, url: str) -> AsyncIterator[Path]:
+        """Hold the URL's mirror (created when missing) for a sequence of operations."""
+        lock = self._locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            path = self.path_for(url)
+            if not (path / "HEAD").exists():
+                await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+                await self.git.run(["init", "--quiet", "--bare", str(path)], what="creating the git cache")
+            yield path
+
+    async def ls_remote(
+        self,
+        url: str,
+        patterns: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> RemoteRefs:
+        """The remote's refs matching ``patterns`` (``refs/heads/main``, ``refs/tags/*`` …)."""
+        result = await self.git.run(
+            ["ls-remote", "--", url, *patterns],
+            env=env,
+            timeout=timeout,
+            what=f"unable to list references of '{redact_url(url)}'",
+        )
+        return parse_ls_remote(result.text)
+
+    async def fetch(
+        self,
+        mirror: Path,
+        url: str,
+        refspecs: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        depth: int | None = 1,
+    ) -> None:
+        """Fetch ``refspecs`` from ``url`` into ``mirror`` (hold :meth:`locked`)."""
+        args = ["--git-dir", str(mirror), "fetch", "--quiet", "--no-tags", "--force", "--no-write-fetch-head"]
+        if depth:
+            args.append(f"--depth={depth}")
+        await self.git.run(
+            [*args, "--", url, *refspecs],
+            env=env,
+            timeout=timeout,
+            what=f"unable to fetch '{redact_url(url)}'",
+        )
+
+    async def has_commit(self, mirror: Path, commit: str) -> bool:
+        try:
+            await self.git.run(
+                ["--git-dir", str(mirror), "cat-file", "-e", f"{commit}^{{commit}}"],
+                what="looking up a commit",
+            )
+        except GitError:
+            return False
+        return True
+
+    async def rev_parse(self, mirror: Path, ref: str) -> str:
+        result = await self.git.run(
+            ["--git-dir", str(mirror), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            what=f"resolving '{ref}'",
+        )
+        return result.text.strip()
+
+    async def subject(self, mirror: Path, commit: str) -> str:
+        """The first line of the commit message."""
+        result = await self.git.run(
+            ["--git-dir", str(mirror), "log", "-1", "--format=%s", commit], what="reading the commit"
+        )
+        return result.text.strip()
+
+    async def is_ancestor(self, mirror: Path, commit: str, ref: str) -> bool:
+        try:
+            await self.git.run(
+                ["--git-dir", str(mirror), "merge-base", "--is-ancestor", commit, ref],
+                what="checking ancestry",
+            )
+        except GitError:
+            return False
+        return True
+
+    async def export(self, mirror: Path, commit: str, dest: Path, *, timeout: float | None = None) -> None:
+        """Write the tree of ``commit`` into the empty directory ``dest``."""
+        fd, index = tempfile.mkstemp(prefix="sluice-index-", dir=str(dest.parent))
+        os.close(fd)
+        os.unlink(index)
+        try:
+            await self.git.run(
+                [
+                    "--git-dir",
+                    str(mirror),
+                    "--work-tree",
+                    str(dest),
+                    "checkout",
+                    "--quiet",
+                    "--force",
+                    commit,
+                    "--",
+                    ".",
+                ],
+                env={"GIT_INDEX_FILE": index},
+                timeout=timeout,
+                what=f"unable to check out commit '{commit}'",
+            )
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(index)

@@ -1,0 +1,129 @@
+"""The mirror cache against real git over file:// and over ssh to a real sshd."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from libs.devservers.git import commit_files, seed_repo
+from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, git_env
+from tests.harness.git_fixtures import GitServer
+
+pytestmark = pytest.mark.integration
+
+
+def tag(bare: Path, name: str, commit: str, annotated: bool = False) -> None:
+    args = ["git", "--git-dir", str(bare), "tag"]
+    if annotated:
+        args += ["-a", "-m", name]
+    subprocess.run(
+        [*args, name, commit],
+        check=True,
+        capture_output=True,
+        env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"},
+    )
+
+
+async def test_resolve_fetch_export_and_delta_over_file(git_server: GitServer, tmp_path: Path) -> None:
+    bare, url = git_server.new_repo("mirror")
+    first = seed_repo(url, {"a.txt": "one", "dir/b.txt": "two"})
+    tag(bare, "v1.0.0", first, annotated=True)
+    cache = MirrorCache(tmp_path / "cache", Git())
+
+    remote = await cache.ls_remote(url, ["refs/heads/main", "refs/tags/*"])
+    assert GitRef(branch="main").resolve(remote).revision == f"main@sha1:{first}"
+    resolved = GitRef(semver="^1").resolve(remote)
+    assert (resolved.revision, resolved.commit) == (f"v1.0.0@sha1:{first}", first)  # annotated tag peeled
+
+    async with cache.locked(url) as mirror:
+        await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"])
+        assert await cache.rev_parse(mirror, "refs/heads/main") == first
+        out = tmp_path / "out"
+        out.mkdir()
+        await cache.export(mirror, first, out)
+    assert (out / "dir" / "b.txt").read_text() == "two"
+
+    second = commit_files(url, {"a.txt": "changed"}, "Change a")
+    async with cache.locked(url) as mirror:
+        assert not await cache.has_commit(mirror, second)
+        await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"])
+        assert await cache.has_commit(mirror, second)
+        assert await cache.subject(mirror, second) == "Change a"
+    assert cache.git.counts["init"] == 1  # one mirror per URL, reused
+
+
+async def test_missing_repository_and_ref_are_classified(git_server: GitServer, tmp_path: Path) -> None:
+    cache = MirrorCache(tmp_path / "cache", Git())
+    with pytest.raises(GitError) as missing:
+        await cache.ls_remote((tmp_path / "nope.git").as_uri(), ["refs/heads/main"])
+    assert missing.value.kind == "not_found"
+    _, url = git_server.new_repo("empty-branch")
+    seed_repo(url, {"a": "a"})
+    with pytest.raises(GitError) as ref:
+        GitRef(branch="nope").resolve(await cache.ls_remote(url, ["refs/heads/nope"]))
+    assert ref.value.kind == "ref_not_found"
+    assert "refs/heads/nope" in str(ref.value)
+
+
+async def test_ssh_with_identity_and_known_hosts(git_server: GitServer, tmp_path: Path) -> None:
+    bare, _ = git_server.new_repo("ssh-mirror")
+    url = git_server.ssh.url_for(bare)
+    sha = seed_repo(url, {"x": "y"}, env=git_server.ssh.git_env())
+    cache = MirrorCache(tmp_path / "cache", Git())
+    good = Credentials(identity=git_server.ssh.client_private_key, known_hosts=git_server.ssh.known_hosts)
+    async with git_env(url, good) as env:
+        remote = await cache.ls_remote(url, ["refs/heads/main"], env=env)
+        assert remote.get("refs/heads/main") == sha
+        async with cache.locked(url) as mirror:
+            await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"], env=env)
+            assert await cache.has_commit(mirror, sha)
+
+    wrong_host = Credentials(
+        identity=git_server.ssh.client_private_key,
+        known_hosts=f"[127.0.0.1]:{git_server.ssh.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    )
+    async with git_env(url, wrong_host) as env:
+        with pytest.raises(GitError) as host:
+            await cache.ls_remote(url, ["refs/heads/main"], env=env)
+    assert host.value.kind == "host_key"
+
+    async with git_env(url, Credentials(identity=git_server.ssh.client_private_key)) as env:
+        with pytest.raises(GitError) as unknown:
+            await cache.ls_remote(url, ["refs/heads/main"], env=env)
+    assert unknown.value.kind == "host_key"  # no known_hosts: never trusted
+
+    other_key = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    bad = Credentials(identity=other_key.read_text(), known_hosts=git_server.ssh.known_hosts)
+    async with git_env(url, bad) as env:
+        with pytest.raises(GitError) as auth:
+            await cache.ls_remote(url, ["refs/heads/main"], env=env)
+    assert auth.value.kind == "auth"
+    assert "PRIVATE KEY" not in str(auth.value)
+
+
+async def test_timeout_kills_the_command(tmp_path: Path) -> None:
+    git = Git()
+    with pytest.raises(GitError) as slow:
+        await git.run(["-c", "alias.nap=!sleep 5", "nap"], timeout=0.3, what="napping")
+    assert slow.value.kind == "timeout"
+    assert git.counts["nap"] == 1
+
+
+async def test_https_credentials_stay_off_the_command_line(tmp_path: Path) -> None:
+    creds = Credentials(username="u", password="s3cret", bearer_token="tok")
+    async with git_env("https://example.invalid/r.git", creds) as env:
+        assert "s3cret" not in " ".join(env.values())
+        assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
+        askpass = Path(env["GIT_ASKPASS"])
+        assert oct(askpass.stat().st_mode & 0o777) == "0o700"
+        answer = subprocess.run(
+            [str(askpass), "Password for 'https://u@example.invalid': "], capture_output=True
+        )
+        assert answer.stdout == b"s3cret"
+        user = subprocess.run([str(askpass), "Username for 'https://example.invalid': "], capture_output=True)
+        assert user.stdout == b"u"
+    assert not askpass.exists()
+    assert "s3cret" not in repr(creds)
