@@ -454,8 +454,20 @@ class ApiServer:
             meta["continue"] = result.continue_token
             meta["remainingItemCount"] = result.remaining
         return _json_response(
-            {"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": meta, "items": items}
+            {
+                "kind": rt.list_kind,
+                "apiVersion": rt.api_version(version),
+                "metadata": meta,
+                "items": [self._list_item(rt, item) for item in items],
+            }
         )
+
+    @staticmethod
+    def _list_item(rt: ResourceType, obj: JSON) -> JSON:
+        """Items of built-in lists carry no apiVersion/kind on the real server (custom ones do)."""
+        if rt.is_custom:
+            return obj
+        return {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
 
     async def _create(
         self, request: web.Request, rt: ResourceType, version: str, ns: str | None
@@ -554,7 +566,7 @@ class ApiServer:
             request.query.get("labelSelector"), request.query.get("fieldSelector"), rt.kind
         )
         deleted = self.cluster.delete_collection(rt, ns, selector, options, self._dry_run(request))
-        items = [self.cluster.output(obj, rt, version) for obj in deleted]
+        items = [self._list_item(rt, self.cluster.output(obj, rt, version)) for obj in deleted]
         return _json_response(
             {
                 "kind": rt.list_kind,

@@ -155,6 +155,7 @@ def test_list_kind_rv_and_selectors(api: client.ApiClient) -> None:
         "/api/v1/namespaces/default/configmaps", "GET", response_type="object", _return_http_data_only=True
     )
     assert raw["kind"] == "ConfigMapList" and raw["apiVersion"] == "v1"
+    assert "kind" not in raw["items"][0] and "apiVersion" not in raw["items"][0]  # as on a real server
     assert int(raw["metadata"]["resourceVersion"]) >= 6
 
     def names(**kw: str) -> list[str]:
