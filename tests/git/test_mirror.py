@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, git_env
 from tests.harness.git_fixtures import GitServer
 
 pytestmark = pytest.mark.integration
+
+
+async def _run(*args: str) -> bytes:
+    result = await asyncio.to_thread(subprocess.run, list(args), check=True, capture_output=True)
+    return result.stdout
 
 
 def tag(bare: Path, name: str, commit: str, annotated: bool = False) -> None:
@@ -95,8 +101,10 @@ async def test_ssh_with_identity_and_known_hosts(git_server: GitServer, tmp_path
     assert unknown.value.kind == "host_key"  # no known_hosts: never trusted
 
     other_key = tmp_path / "other"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
-    bad = Credentials(identity=other_key.read_text(), known_hosts=git_server.ssh.known_hosts)
+    await _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key))
+    bad = Credentials(
+        identity=await asyncio.to_thread(other_key.read_text), known_hosts=git_server.ssh.known_hosts
+    )
     async with git_env(url, bad) as env:
         with pytest.raises(GitError) as auth:
             await cache.ls_remote(url, ["refs/heads/main"], env=env)
@@ -118,12 +126,9 @@ async def test_https_credentials_stay_off_the_command_line(tmp_path: Path) -> No
         assert "s3cret" not in " ".join(env.values())
         assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
         askpass = Path(env["GIT_ASKPASS"])
-        assert oct(askpass.stat().st_mode & 0o777) == "0o700"
-        answer = subprocess.run(
-            [str(askpass), "Password for 'https://u@example.invalid': "], capture_output=True
-        )
-        assert answer.stdout == b"s3cret"
-        user = subprocess.run([str(askpass), "Username for 'https://example.invalid': "], capture_output=True)
-        assert user.stdout == b"u"
-    assert not askpass.exists()
+        mode = (await asyncio.to_thread(askpass.stat)).st_mode
+        assert oct(mode & 0o777) == "0o700"
+        assert await _run(str(askpass), "Password for 'https://u@example.invalid': ") == b"s3cret"
+        assert await _run(str(askpass), "Username for 'https://example.invalid': ") == b"u"
+    assert not await asyncio.to_thread(askpass.exists)
     assert "s3cret" not in repr(creds)
