@@ -511,3 +511,18 @@ def test_access_reviews_always_allow(api: client.ApiClient) -> None:
     assert review.status.allowed is True
     resources = {r.name: r for r in client.AuthorizationV1Api(api).get_api_resources().resources}
     assert resources["selfsubjectaccessreviews"].verbs == ["create"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "labelSelector=app+in+(web",
+        "labelSelector=a+b",
+        "fieldSelector=metadata.uid%3Dx",
+        "fieldSelector=name",
+        "limit=many",
+    ],
+)
+def test_bad_selectors_and_limits_are_400(emu: KubeEmulator, query: str) -> None:
+    reply = requests.get(f"{emu.url}/api/v1/namespaces/default/configmaps?{query}", timeout=5)
+    assert reply.status_code == 400 and reply.json()["reason"] == "BadRequest"
