@@ -1,0 +1,212 @@
+"""Kustomization reconcile, end to end inside the apply service: what a user sees in the cluster,
+in the Kustomization's status and on the bus."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.common.api import meta
+from services.apply.tests.support import (
+    APPS,
+    NS,
+    Harness,
+    conditions,
+    configmap,
+    deployment,
+    eventually,
+    revision,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_build_ready_applies_objects_with_owner_labels_inventory_and_health(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app", wait=True, timeout="20s")
+    rev = revision(1)
+    await h.build_ready("app", [deployment("web"), configmap("settings")], rev)
+    obj = await eventually(lambda: h.ready("app", rev))
+
+    conds = conditions(obj)
+    assert conds["Ready"]["reason"] == meta.RECONCILIATION_SUCCEEDED
+    assert conds["Ready"]["message"] == f"Applied revision: {rev}"
+    assert conds["Healthy"]["status"] == "True"
+    assert conds["Healthy"]["message"].startswith("Health check passed in ")
+    assert "Reconciling" not in conds and "Stalled" not in conds
+    status = obj["status"]
+    assert status["lastAttemptedRevision"] == rev
+    assert status["inventory"]["entries"] == [
+        {"id": f"{APPS}_settings__ConfigMap", "v": "v1"},
+        {"id": f"{APPS}_web_apps_Deployment", "v": "v1"},
+    ]
+    assert status["history"][0]["metadata"] == {"revision": rev}
+    assert status["history"][0]["lastReconciledStatus"] == meta.RECONCILIATION_SUCCEEDED
+
+    web = await h.kube.get("apps/v1", "Deployment", "web", APPS)
+    assert web is not None
+    assert web["metadata"]["labels"] == {
+        "kustomize.toolkit.fluxcd.io/name": "app",
+        "kustomize.toolkit.fluxcd.io/namespace": NS,
+    }
+    assert {m["manager"] for m in web["metadata"]["managedFields"] if m["operation"] == "Apply"} == {"sluice"}
+
+    done = await eventually(lambda: [d for d in h.done if d.object.name == "app" and d.ready])
+    assert done[0].revision == rev
+    assert {(c.kind, c.namespace, c.name, c.action) for c in done[0].changes} == {
+        ("Deployment", APPS, "web", "created"),
+        ("ConfigMap", APPS, "settings", "created"),
+    }
+    change_set = await eventually(
+        lambda: [e for e in h.events if e.reason == meta.PROGRESSING and "created" in e.message]
+    )
+    assert change_set[0].message.splitlines() == [
+        f"ConfigMap/{APPS}/settings created",
+        f"Deployment/{APPS}/web created",
+    ]
+    assert change_set[0].metadata["kustomize.toolkit.fluxcd.io/revision"] == rev
+    success = await eventually(lambda: [e for e in h.events if e.reason == meta.RECONCILIATION_SUCCEEDED])
+    assert success[0].message == f"Applied revision: {rev}"
+
+
+async def test_new_build_prunes_removed_objects_but_keeps_prune_disabled(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    keep = configmap("keep")
+    keep["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+    await h.build_ready("app", [configmap("a"), configmap("b"), keep], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+
+    await h.build_ready("app", [configmap("a")], revision(2))
+    obj = await eventually(lambda: h.ready("app", revision(2)))
+    assert obj["status"]["inventory"]["entries"] == [{"id": f"{APPS}_a__ConfigMap", "v": "v1"}]
+    assert await h.kube.get("v1", "ConfigMap", "b", APPS) is None
+    assert await h.kube.get("v1", "ConfigMap", "keep", APPS) is not None
+    done = await eventually(lambda: [d for d in h.done if d.revision == revision(2)])
+    assert {(c.name, c.action) for c in done[0].changes} == {("a", "unchanged"), ("b", "deleted")}
+
+
+async def test_drift_is_corrected_on_the_next_reconcile(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    await h.build_ready("app", [configmap("settings", color="blue")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+
+    await h.kube.patch("v1", "ConfigMap", "settings", {"data": {"color": "red"}}, namespace=APPS)
+    await h.request_reconcile("app", "2026-11-25T21:00:00Z")
+
+    async def corrected() -> bool:
+        cm = await h.kube.get("v1", "ConfigMap", "settings", APPS)
+        return cm is not None and cm["data"] == {"color": "blue"}
+
+    await eventually(corrected)
+    done = await eventually(lambda: [d for d in h.done if any(c.action == "configured" for c in d.changes)])
+    assert [(c.name, c.action) for c in done[0].changes] == [("settings", "configured")]
+    obj = await eventually(lambda: h.kube.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", NS))
+    assert obj["status"]["lastHandledReconcileAt"] == "2026-11-25T21:00:00Z"
+
+
+async def test_build_failure_after_a_good_apply_keeps_the_cluster(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    await h.build_ready("app", [configmap("settings", color="blue")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+
+    await h.build_failed(
+        "app", revision(2), "kustomization.yaml: accumulating resources: missing.yaml not found"
+    )
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.BUILD_FAILED))
+    ready = conditions(obj)["Ready"]
+    assert ready["status"] == "False"
+    assert ready["message"] == "kustomization.yaml: accumulating resources: missing.yaml not found"
+    assert obj["status"]["lastAppliedRevision"] == revision(1)
+    assert obj["status"]["lastAttemptedRevision"] == revision(2)
+    assert obj["status"]["inventory"]["entries"] == [{"id": f"{APPS}_settings__ConfigMap", "v": "v1"}]
+    cm = await h.kube.get("v1", "ConfigMap", "settings", APPS)
+    assert cm is not None and cm["data"] == {"color": "blue"}
+    failed = await eventually(lambda: [e for e in h.events if e.reason == meta.BUILD_FAILED])
+    assert failed[0].severity == "error"
+
+
+async def test_depends_on_waits_for_the_dependency_and_moves_on_its_apply_done(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("infra")
+    # retryInterval is long: B can only move on A's apply.done, never on a timer.
+    await h.kustomization("apps", dependsOn=[{"name": "infra"}], retryInterval="1h")
+    rev = revision(7)
+    await h.build_ready("apps", [configmap("app-config")], rev)
+    waiting = await eventually(lambda: h.condition("apps", "Ready", meta.DEPENDENCY_NOT_READY))
+    assert conditions(waiting)["Ready"]["message"] == f"dependency '{NS}/infra' is not ready"
+    assert await h.kube.get("v1", "ConfigMap", "app-config", APPS) is None
+
+    await h.build_ready("infra", [configmap("infra-config")], rev)
+    await eventually(lambda: h.ready("infra", rev))
+    await eventually(lambda: h.ready("apps", rev), timeout=10)
+    assert await h.kube.get("v1", "ConfigMap", "app-config", APPS) is not None
+
+
+async def test_health_check_timeout_names_the_held_deployment(harness: Harness) -> None:
+    h = harness
+    await h.kustomization(
+        "app",
+        timeout="1s",
+        healthChecks=[{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": APPS}],
+    )
+    held = deployment("web", annotations={"emulator.sluice.dev/rollout": "hold"})
+    await h.build_ready("app", [held, configmap("settings")], revision(1))
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.HEALTH_CHECK_FAILED))
+    conds = conditions(obj)
+    assert conds["Healthy"]["status"] == "False"
+    assert conds["Healthy"]["reason"] == meta.HEALTH_CHECK_FAILED
+    message = conds["Ready"]["message"]
+    assert message.startswith("health check failed after ")
+    assert f"timeout waiting for: [Deployment/{APPS}/web status: 'InProgress'" in message
+    assert "lastAppliedRevision" not in obj["status"]
+    assert obj["status"]["lastAttemptedRevision"] == revision(1)
+    assert len(obj["status"]["inventory"]["entries"]) == 2
+
+
+async def test_crd_and_custom_resource_in_one_bundle_apply_in_stages(harness: Harness) -> None:
+    h = harness
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "team"},
+        "spec": {"size": 3},
+    }
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
+    await h.kustomization("app", wait=True, timeout="20s")
+    # The custom resource comes first in the bundle: staging must still apply the CRD first.
+    await h.build_ready("app", [widget, namespace, crd], revision(1))
+    obj = await eventually(lambda: h.ready("app", revision(1)))
+    assert [e["id"] for e in obj["status"]["inventory"]["entries"]] == [
+        "_widgets.example.com_apiextensions.k8s.io_CustomResourceDefinition",
+        "_team__Namespace",
+        "team_w_example.com_Widget",
+    ]
+    live = await h.kube.get("example.com/v1", "Widget", "w", "team")
+    assert live is not None and live["spec"] == {"size": 3}
