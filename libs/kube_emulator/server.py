@@ -14,7 +14,7 @@ import yaml
 from aiohttp import web
 
 from . import errors as E
-from . import tables
+from . import protobuf, tables
 from .cluster import FIELD_VALIDATION, WARNINGS, Cluster
 from .kinds import ResourceType
 from .patching import PATCH_TYPES, decode_json
@@ -398,6 +398,11 @@ class ApiServer:
                 return yaml.safe_load(raw.decode("utf-8"))
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise E.bad_request(f"error decoding YAML: {exc}")
+        if ctype == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as exc:
+                raise E.unsupported_media_type(ctype, f"application/json, application/yaml ({exc})")
         if raw and ctype not in ("", "application/json", "application/octet-stream", "text/plain"):
             raise E.unsupported_media_type(ctype, "application/json, application/yaml")
         return decode_json(raw)

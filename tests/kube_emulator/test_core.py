@@ -526,3 +526,39 @@ def test_access_reviews_always_allow(api: client.ApiClient) -> None:
 def test_bad_selectors_and_limits_are_400(emu: KubeEmulator, query: str) -> None:
     reply = requests.get(f"{emu.url}/api/v1/namespaces/default/configmaps?{query}", timeout=5)
     assert reply.status_code == 400 and reply.json()["reason"] == "BadRequest"
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (enough to build the bodies kubectl sends)."""
+
+    def varint(value: int) -> bytes:
+        out = b""
+        while True:
+            byte = value & 0x7F
+            value >>= 7
+            if value:
+                out += bytes([byte | 0x80])
+            else:
+                return out + bytes([byte])
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_protobuf_bodies_of_simple_kinds_are_decoded(emu: KubeEmulator) -> None:
+    meta = _pb_field(1, b"pb") + _pb_field(11, _pb_field(1, b"team") + _pb_field(2, b"a"))
+    configmap = _pb_field(1, meta) + _pb_field(2, _pb_field(1, b"key") + _pb_field(2, b"value"))
+    type_meta = _pb_field(1, b"v1") + _pb_field(2, b"ConfigMap")
+    body = b"k8s\x00" + _pb_field(1, type_meta) + _pb_field(2, configmap)
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf", "Accept": "application/json"}
+    reply = requests.post(
+        f"{emu.url}/api/v1/namespaces/default/configmaps", data=body, headers=headers, timeout=5
+    )
+    assert reply.status_code == 201
+    created = reply.json()
+    assert created["metadata"]["labels"] == {"team": "a"} and created["data"] == {"key": "value"}
+    deployment_type = _pb_field(1, b"apps/v1") + _pb_field(2, b"Deployment")
+    other = b"k8s\x00" + _pb_field(1, deployment_type) + _pb_field(2, _pb_field(1, _pb_field(1, b"d")))
+    refused = requests.post(
+        f"{emu.url}/apis/apps/v1/namespaces/default/deployments", data=other, headers=headers, timeout=5
+    )
+    assert refused.status_code == 415 and refused.json()["reason"] == "UnsupportedMediaType"

@@ -96,6 +96,20 @@ def test_server_side_apply_get_patch_delete(kubectl: Kubectl) -> None:
     assert gone.returncode != 0 and 'deployments.apps "web" not found' in gone.stderr
 
 
+def test_typed_create_commands_that_send_protobuf(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "flux-system")
+    kubectl("create", "configmap", "cfg", "-n", "flux-system", "--from-literal=a=1")
+    kubectl("create", "secret", "generic", "creds", "-n", "flux-system", "--from-literal=password=hunter2")
+    kubectl("create", "serviceaccount", "robot", "-n", "flux-system")
+    assert kubectl("get", "ns", "flux-system", "-o", "jsonpath={.status.phase}").stdout == "Active"
+    assert kubectl("get", "cm", "cfg", "-n", "flux-system", "-o", "jsonpath={.data.a}").stdout == "1"
+    secret = kubectl("get", "secret", "creds", "-n", "flux-system", "-o", "jsonpath={.data.password}").stdout
+    assert secret == "aHVudGVyMg=="
+    unsupported = kubectl("create", "deployment", "web", "--image=nginx", check=False)
+    assert unsupported.returncode != 0
+    assert "protobuf bodies of apps/v1/Deployment are not supported" in unsupported.stderr
+
+
 def test_crds_tables_and_watch(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(GITREPO_CRD))
     repo = {
