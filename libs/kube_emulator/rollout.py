@@ -62,6 +62,13 @@ def _condition(ctype: str, status: str, reason: str, message: str, previous: JSO
     return cond
 
 
+def _deployment_condition(ctype: str, status: str, reason: str, message: str, previous: JSON) -> JSON:
+    """Deployment conditions also carry lastUpdateTime."""
+    cond = _condition(ctype, status, reason, message, previous)
+    cond.setdefault("lastUpdateTime", cond["lastTransitionTime"])
+    return cond
+
+
 def _deployment(obj: JSON, mode: str) -> JSON:
     meta, spec, prev = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     replicas = int(spec.get("replicas", 1))
@@ -77,10 +84,10 @@ def _deployment(obj: JSON, mode: str) -> JSON:
             }
         )
         status["conditions"] = [
-            _condition(
+            _deployment_condition(
                 "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", prev
             ),
-            _condition(
+            _deployment_condition(
                 "Progressing",
                 "True",
                 "NewReplicaSetAvailable",
@@ -98,11 +105,11 @@ def _deployment(obj: JSON, mode: str) -> JSON:
         }
     )
     progressing = (
-        _condition(
+        _deployment_condition(
             "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', prev
         )
         if mode == "hold"
-        else _condition(
+        else _deployment_condition(
             "Progressing",
             "False",
             "ProgressDeadlineExceeded",
@@ -111,7 +118,7 @@ def _deployment(obj: JSON, mode: str) -> JSON:
         )
     )
     status["conditions"] = [
-        _condition(
+        _deployment_condition(
             "Available",
             "False",
             "MinimumReplicasUnavailable",
