@@ -210,3 +210,99 @@ async def test_crd_and_custom_resource_in_one_bundle_apply_in_stages(harness: Ha
     ]
     live = await h.kube.get("example.com/v1", "Widget", "w", "team")
     assert live is not None and live["spec"] == {"size": 3}
+
+
+async def test_an_object_whose_prune_failed_stays_in_the_inventory(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    protected = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-public"}}
+    await h.build_ready("app", [protected, configmap("a")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+
+    await h.build_ready("app", [configmap("a")], revision(2))
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.PRUNE_FAILED))
+    assert "Namespace/kube-public prune failed (Forbidden)" in conditions(obj)["Ready"]["message"]
+    assert [e["id"] for e in obj["status"]["inventory"]["entries"]] == [
+        "_kube-public__Namespace",
+        f"{APPS}_a__ConfigMap",
+    ]
+    assert obj["status"]["lastAppliedRevision"] == revision(1)
+
+
+async def test_immutable_field_change_fails_unless_forced_then_recreates(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    await h.build_ready("app", [deployment("web")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+    before = await h.kube.get("apps/v1", "Deployment", "web", APPS)
+    assert before is not None
+
+    changed = deployment("web")
+    changed["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "front"}}
+    changed["spec"]["template"]["metadata"]["labels"] = {"app": "web", "tier": "front"}
+    await h.build_ready("app", [changed], revision(2))
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.RECONCILIATION_FAILED))
+    message = conditions(obj)["Ready"]["message"]
+    assert message.startswith(f"Deployment/{APPS}/web apply failed (Invalid): ")
+    assert "field is immutable" in message
+
+    changed["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/force": "Enabled"}
+    await h.build_ready("app", [changed], revision(3))
+    await eventually(lambda: h.ready("app", revision(3)))
+    after = await h.kube.get("apps/v1", "Deployment", "web", APPS)
+    assert after is not None
+    assert after["metadata"]["uid"] != before["metadata"]["uid"]
+    assert after["spec"]["selector"]["matchLabels"] == {"app": "web", "tier": "front"}
+    done = await eventually(lambda: [d for d in h.done if d.revision == revision(3)])
+    assert [(c.name, c.action) for c in done[0].changes] == [("web", "created")]
+
+
+async def test_ssa_annotations_ignore_and_if_not_present(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    once = configmap("once", color="blue")
+    once["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+    ignored = configmap("ignored")
+    ignored["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/ssa": "Ignore"}
+    await h.build_ready("app", [once, ignored], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+    assert await h.kube.get("v1", "ConfigMap", "ignored", APPS) is None
+    await h.kube.patch("v1", "ConfigMap", "once", {"data": {"color": "red"}}, namespace=APPS)
+
+    await h.build_ready("app", [once, ignored], revision(2))
+    obj = await eventually(lambda: h.ready("app", revision(2)))
+    cm = await h.kube.get("v1", "ConfigMap", "once", APPS)
+    assert cm is not None and cm["data"] == {"color": "red"}
+    done = await eventually(lambda: [d for d in h.done if d.revision == revision(2)])
+    assert {(c.name, c.action) for c in done[0].changes} == {("once", "skipped"), ("ignored", "skipped")}
+    assert len(obj["status"]["inventory"]["entries"]) == 2
+
+
+async def test_unsupported_fields_are_reported_never_ignored(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("remote", kubeConfig={"secretRef": {"name": "kubeconfig"}})
+    obj = await eventually(lambda: h.condition("remote", "Stalled", "UnsupportedField"))
+    assert "spec.kubeConfig is not supported" in conditions(obj)["Ready"]["message"]
+
+    await h.kustomization("impersonated", serviceAccountName="deployer")
+    await h.build_ready("impersonated", [configmap("x")], revision(1))
+    obj = await eventually(lambda: h.ready("impersonated", revision(1)))
+    message = conditions(obj)["Ready"]["message"]
+    assert message.startswith(f"Applied revision: {revision(1)}; not supported, ignored: ")
+    assert "spec.serviceAccountName 'deployer' is not impersonated" in message
+
+
+async def test_deleting_the_kustomization_prunes_its_objects(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    await h.build_ready("app", [configmap("a"), deployment("web")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+    await h.kube.delete("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", NS)
+
+    async def gone() -> bool:
+        ks = await h.kube.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", NS)
+        cm = await h.kube.get("v1", "ConfigMap", "a", APPS)
+        web = await h.kube.get("apps/v1", "Deployment", "web", APPS)
+        return ks is None and cm is None and web is None
+
+    await eventually(gone)
