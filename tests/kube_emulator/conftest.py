@@ -14,7 +14,7 @@ from libs.kube_emulator import KubeEmulator
 
 
 @pytest.fixture
-def emu(tmp_path: Path) -> Iterator[KubeEmulator]:
+def emu() -> Iterator[KubeEmulator]:
     with KubeEmulator.in_thread(rollout=False, bookmark_interval=0.2) as running:
         yield running
 
