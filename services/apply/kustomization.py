@@ -189,8 +189,9 @@ class KustomizationReconciler:
                 return Result.progressing(
                     f"building generation {ks.generation}", reason=meta.PROGRESSING, after=retry
                 )
-            ctx.revision = build_failed.revision
-            ks.status.last_attempted_revision = build_failed.revision
+            if build_failed.revision:
+                ctx.revision = build_failed.revision
+                ks.status.last_attempted_revision = build_failed.revision
             return Result.failed(
                 build_failed.reason or meta.BUILD_FAILED, sanitize_message(build_failed.message), after=retry
             )

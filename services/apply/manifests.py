@@ -196,8 +196,13 @@ def parse_manifests(text: str) -> list[Obj]:
     objects: list[Obj] = []
     try:
         docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise BundleError(f"{MANIFESTS_FILE} is not valid YAML: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        # Only the problem and its position: the error's snippet could show a Secret's data.
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise BundleError(f"{MANIFESTS_FILE} is not valid YAML: {exc.problem}{where}") from None
+    except yaml.YAMLError:
+        raise BundleError(f"{MANIFESTS_FILE} is not valid YAML") from None
     seen: set[ObjMeta] = set()
     for index, doc in enumerate(docs):
         if doc is None:
