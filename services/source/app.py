@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter
 from pydantic import Field
 
 from libs.common.api.source.bucket import Bucket
-from libs.common.api.source.gitrepository import GitRepository
 from libs.common.api.source.helmchart import HelmChart
 from libs.common.api.source.helmrepository import HelmRepository
 from libs.common.api.source.ocirepository import OCIRepository
 from libs.common.app import App, ServiceSpec
 from libs.common.artifacts import artifact_app, store_from_url
+from libs.common.reconcile import Reconciler
 from libs.common.reconcile.unimplemented import unimplemented
 from libs.common.runtime.settings import Settings
+from libs.git import Git, MirrorCache
+from services.source.gitrepository import GitRepositorySource
 
 SERVICE = "source"
 
@@ -22,24 +29,75 @@ class SourceSettings(Settings):
     artifact_addr: str = Field(
         "0.0.0.0:9090", description="host:port where artifacts are served over HTTP (status.artifact.url)."
     )
+    git_cache_dir: str = Field(
+        "/var/cache/sluice/git",
+        description=(
+            "Directory of the shared Git cache: one bare mirror per repository URL, so a new revision "
+            "is fetched as a delta instead of a fresh clone."
+        ),
+    )
+
+
+# The GitRepository machinery of each running app, shared by its reconciler and its setup hook.
+_GIT_SOURCES: dict[int, GitRepositorySource] = {}
+
+
+def git_source(app: App) -> GitRepositorySource:
+    """The app's GitRepository reconciler state (created on first use)."""
+    source = _GIT_SOURCES.get(id(app))
+    if source is None:
+        commands = Counter(
+            "sluice_git_commands_total",
+            "git commands run by the source service, by subcommand and outcome (ok, error, timeout).",
+            ["command", "outcome"],
+            registry=app.runtime.metrics.registry,
+        )
+        git = Git(observe=lambda command, outcome: commands.labels(command, outcome).inc())
+        settings = app.settings
+        source = GitRepositorySource(
+            store=store_from_url(settings.artifact_store),
+            cache=MirrorCache(Path(settings.git_cache_dir), git),
+            bus=app.bus,
+            kube=app.kube,
+            base_url=settings.artifact_base_url,
+        )
+        _GIT_SOURCES[id(app)] = source
+
+        async def forget() -> None:
+            _GIT_SOURCES.pop(id(app), None)
+
+        app.cleanups.append(forget)
+    return source
+
+
+def public_url(bound: str) -> str:
+    """The served address as other pods reach it: a wildcard bind becomes this host's name."""
+    for wildcard in ("0.0.0.0", "[::]", "::"):
+        prefix = f"http://{wildcard}:"
+        if bound.startswith(prefix):
+            return f"http://{socket.gethostname()}:{bound[len(prefix) :]}"
+    return bound
 
 
 async def setup(app: App) -> None:
-    """Serve the artifact store over HTTP, as Flux's source-controller does on :9090."""
+    """Serve the artifact store over HTTP, as Flux's source-controller does on :9090, and consume
+    git.commit (fetch at once) and artifact.ready (rebuild GitRepositories that include another)."""
     store = store_from_url(app.settings.artifact_store)
     url = await app.serve_http(artifact_app(store), app.settings.artifact_addr)
-    app.runtime.log.info("serving artifacts", extra={"url": url})
+    source = git_source(app)
+    source.set_base_url(public_url(url))
+    source.subscribe()
+    app.runtime.log.info("serving artifacts", extra={"url": url, "base_url": source.base_url})
 
 
-SPEC = ServiceSpec(
-    SERVICE,
-    SourceSettings,
-    reconcilers=lambda app: [
-        unimplemented(GitRepository, SERVICE),
+def reconcilers(app: App) -> list[Reconciler[Any]]:
+    return [
+        git_source(app).reconciler(),
         unimplemented(OCIRepository, SERVICE),
         unimplemented(HelmRepository, SERVICE),
         unimplemented(HelmChart, SERVICE),
         unimplemented(Bucket, SERVICE),
-    ],
-    setup=setup,
-)
+    ]
+
+
+SPEC = ServiceSpec(SERVICE, SourceSettings, reconcilers=reconcilers, setup=setup)
