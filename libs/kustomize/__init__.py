@@ -15,12 +15,8 @@ from typing import Any
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.generate import content_hash
 from libs.kustomize.loader import Loader
-from libs.kustomize.resource import Resource
-from libs.kustomize.target import (
-    ORIGIN_ANNOTATION,
-    TRANSFORMATIONS_ANNOTATION,
-    KustTarget,
-)
+from libs.kustomize.resource import ORIGIN_ANNOTATION, TRANSFORMATIONS_ANNOTATION, Resource
+from libs.kustomize.target import KustTarget
 from libs.kustomize.transform import fix_name_references, transform_map_entries
 from libs.kustomize.yamlio import dump_stream
 
@@ -109,9 +105,7 @@ def _finish_annotations(r: Resource, build_metadata: list[str]) -> None:
     if "originAnnotations" in build_metadata and r.origin is not None:
         extra[ORIGIN_ANNOTATION] = r.origin
     if "transformerAnnotations" in build_metadata and r.transformations:
-        extra[TRANSFORMATIONS_ANNOTATION] = "".join(
-            "- " + t.replace("\n", "\n  ").rstrip(" ") for t in r.transformations
-        )
+        extra[TRANSFORMATIONS_ANNOTATION] = r.transformations_text()
     annotations = meta.get("annotations")
     if extra:
         if not isinstance(annotations, dict):

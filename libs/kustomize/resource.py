@@ -44,6 +44,9 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 
 _TOTALLY_NOT_A_NAMESPACE = "_non_namespaceable_"
+_INTERNAL = "internal.config.kubernetes.io/"
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
 _DEFAULT_NAMESPACE = "default"
 
 
@@ -136,6 +139,53 @@ class Resource:
     links: dict[tuple[tuple[str | int, ...], str], list[tuple[tuple[str | int, ...], str]]] = field(
         default_factory=dict
     )
+
+    def transformations_text(self) -> str:
+        return "".join("- " + t.replace("\n", "\n  ").rstrip(" ") for t in self.transformations)
+
+    def internal_annotations(
+        self, *, with_origin: bool, with_transformations: bool = False
+    ) -> dict[str, str]:
+        """The bookkeeping annotations kustomize keeps on the object while it builds."""
+        result: dict[str, str] = {}
+        if self.prev_ids:
+            result[_INTERNAL + "previousKinds"] = ",".join(i.gvk.kind for i in self.prev_ids)
+            result[_INTERNAL + "previousNames"] = ",".join(i.name for i in self.prev_ids)
+            result[_INTERNAL + "previousNamespaces"] = ",".join(
+                i.namespace or _DEFAULT_NAMESPACE for i in self.prev_ids
+            )
+        if self.name_prefixes:
+            result[_INTERNAL + "prefixes"] = ",".join(self.name_prefixes)
+        if self.name_suffixes:
+            result[_INTERNAL + "suffixes"] = ",".join(self.name_suffixes)
+        if self.generated:
+            result[_INTERNAL + "generatorBehavior"] = self.behavior or "unspecified"
+            if self.needs_hash:
+                result[_INTERNAL + "needsHashSuffix"] = "enabled"
+        if with_origin and self.origin is not None:
+            result[ORIGIN_ANNOTATION] = self.origin
+        if with_transformations and self.transformations:
+            result[TRANSFORMATIONS_ANNOTATION] = self.transformations_text()
+        return result
+
+    def strip_internal_annotations(self, *, with_origin: bool, with_transformations: bool = False) -> None:
+        """Undo ``internal_annotations`` after a JSON patch; a removed origin or transformation
+        history is forgotten, as kustomize keeps those as ordinary annotations."""
+        meta = self.obj.get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        if not isinstance(annotations, dict):
+            if with_origin:
+                self.origin = None
+            if with_transformations:
+                self.transformations = []
+            return
+        if with_transformations and annotations.pop(TRANSFORMATIONS_ANNOTATION, None) is None:
+            self.transformations = []
+        for key in [k for k in annotations if k.startswith(_INTERNAL)]:
+            del annotations[key]
+        if with_origin:
+            origin = annotations.pop(ORIGIN_ANNOTATION, None)
+            self.origin = origin if isinstance(origin, str) else None
 
     def set_linked(self, path: tuple[str | int, ...], key: str, value: Any) -> None:
         """Write ``value`` to every entry sharing a value node with ``path``/``key``."""

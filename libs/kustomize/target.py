@@ -78,9 +78,6 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
 
 _REMOTE_PREFIXES = ("http://", "https://", "git@", "ssh://", "git::", "github.com/", "gitlab.com/", "oci://")
 
-ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
-TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
-
 
 @dataclass(slots=True)
 class Accumulator:
@@ -125,8 +122,11 @@ class Accumulator:
                 merged = {**(old.obj.get(data_field) or {}), **(res.obj.get(data_field) or {})}
                 if merged:
                     res.obj[data_field] = merged
+        behavior = res.behavior
         res.copy_bookkeeping_from(old)
-        res.origin = old.origin if old.origin is not None else res.origin
+        if behavior == "merge" or res.origin is None:
+            # merge keeps the original's origin; replace takes the new generator's
+            res.origin = old.origin if old.origin is not None else res.origin
         res.transformations = list(old.transformations)
         res.generated = True
         self.resources[self.resources.index(old)] = res
@@ -204,6 +204,12 @@ class KustTarget:
         if not isinstance(value, dict):
             raise KustomizeError(f"{self.where}: {key} must be a mapping")
         return {str(k): _text(v) for k, v in value.items()}
+
+    def _tracks_origin(self) -> bool:
+        return self.origin_path is not None and "originAnnotations" in self.build_metadata
+
+    def _tracks_transformations(self) -> bool:
+        return self.origin_path is not None and "transformerAnnotations" in self.build_metadata
 
     def _configured_in(self) -> str:
         return posixpath.join(self.origin_path or "", self.file_name)
@@ -370,7 +376,8 @@ class KustTarget:
         for index, entry in enumerate(self._list("labels")):
             steps.append(("LabelTransformer", self._labels_step(entry, config, index)))
         common_labels = self._map("commonLabels")
-        if common_labels:
+        if common_labels or self._list("labels"):
+            # kustomize configures a commonLabels LabelTransformer whenever either field is set
             lspecs = config.specs["commonLabels"]
             steps.append(("LabelTransformer", lambda rs: transform_map_entries(rs, common_labels, lspecs)))
         common_annotations = self._map("commonAnnotations")
@@ -394,14 +401,22 @@ class KustTarget:
             ispecs = config.specs["images"]
             steps.append(("ImageTagTransformer", lambda rs: transform_images(rs, updates, ispecs)))
             steps.extend(("ImageTagTransformer", _no_op) for _ in updates[1:])
-        record = self.origin_path is not None and "transformerAnnotations" in self.build_metadata
+        record = self._tracks_transformations()
+        track_origin = self._tracks_origin()
         for name, step in steps:
-            step(ra.resources)
-            ra.resources = [r for r in ra.resources if r.obj]
+            entry_text = _configured_text(self._configured_in(), name) if record or track_origin else ""
             if record:
-                entry_text = _configured_text(self._configured_in(), name)
+                # recorded before the transformer runs: a patch replacing the annotations
+                # erases its own entry too, as in kustomize
                 for r in ra.resources:
                     r.transformations.append(entry_text)
+            step(ra.resources)
+            ra.resources = [r for r in ra.resources if r.obj]
+            if track_origin:
+                for r in ra.resources:
+                    if r.origin is None:
+                        # an object that lost its origin annotation is attributed to the transformer
+                        r.origin = entry_text
 
     def _labels_step(
         self, entry: Any, config: TransformerConfig, index: int
@@ -483,7 +498,8 @@ class KustTarget:
             ops = docs[0]
             if target is None:
                 raise KustomizeError(f"{where}: must specify a target for JSON patch {text!r}")
-            return lambda rs: _apply_json6902(rs, target, ops, where, store_id=True)
+            track = (self._tracks_origin(), self._tracks_transformations())
+            return lambda rs: _apply_json6902(rs, target, ops, where, store_id=True, track=track)
         if not docs or not all(isinstance(d, dict) for d in docs):
             raise KustomizeError(f"{where}: unable to parse SM or JSON patch from {text!r}")
         patches = docs
@@ -526,7 +542,8 @@ class KustTarget:
         if not docs or not isinstance(docs[0], list):
             raise KustomizeError(f"{where}: a JSON 6902 patch must be a list of operations")
         ops = docs[0]
-        return lambda rs: _apply_json6902(rs, target, ops, where, store_id=False)
+        track = (self._tracks_origin(), self._tracks_transformations())
+        return lambda rs: _apply_json6902(rs, target, ops, where, store_id=False, track=track)
 
 
 def _no_op(resources: list[Resource]) -> None:
@@ -607,7 +624,7 @@ def _schema(obj: dict[str, Any]) -> Any:
 
 
 def _apply_smp(r: Resource, patch: dict[str, Any], allow_name: bool, allow_kind: bool) -> None:
-    name, namespace, kind = r.name, r.namespace, r.kind
+    name, namespace, kind, api_version = r.name, r.namespace, r.kind, r.obj.get("apiVersion")
     if allow_name or allow_kind:
         r.store_previous_id()
     if patch.get("$patch") == "delete":
@@ -623,6 +640,7 @@ def _apply_smp(r: Resource, patch: dict[str, Any], allow_name: bool, allow_kind:
     if before:
         r.propagate_link_changes(before)
     if not allow_kind:
+        r.obj["apiVersion"] = api_version
         r.obj["kind"] = kind
     if not allow_name:
         r.name = name
@@ -637,13 +655,33 @@ def _apply_psm(resources: list[Resource], patches: list[dict[str, Any]]) -> None
 
 
 def _apply_json6902(
-    resources: list[Resource], target: Selector, ops: list[Any], where: str, *, store_id: bool
+    resources: list[Resource],
+    target: Selector,
+    ops: list[Any],
+    where: str,
+    *,
+    store_id: bool,
+    track: tuple[bool, bool],
 ) -> None:
+    """``track``: whether origin and transformation annotations are being recorded."""
+    with_origin, with_transformations = track
     for r in select(resources, target, where):
         if store_id:
             r.store_previous_id()
         r.links.clear()  # kustomize applies JSON patches to a JSON copy: shared nodes are gone
+        # kustomize's objects carry their bookkeeping as annotations while the patch runs, so
+        # e.g. "add /metadata/annotations/x" works on an object without annotations of its own.
+        internal = r.internal_annotations(with_origin=with_origin, with_transformations=with_transformations)
+        if internal:
+            r.metadata().setdefault("annotations", {})
+            if isinstance(r.metadata()["annotations"], dict):
+                r.metadata()["annotations"].update(internal)
         try:
             r.obj = json_patch(r.obj, ops)
         except PatchError as exc:
             raise KustomizeError(f"{where}: applying JSON patch to {r.cur_id()}: {exc}") from None
+        finally:
+            if internal:
+                r.strip_internal_annotations(
+                    with_origin=with_origin, with_transformations=with_transformations
+                )

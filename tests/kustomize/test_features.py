@@ -707,3 +707,15 @@ def test_feature(name: str, tmp_path: Path) -> None:
     files, root, expected = CASES[name]
     _write_tree(tmp_path, files)
     assert build(tmp_path / root).to_yaml() == expected
+
+
+SCENARIOS = Path(__file__).parent / "data/scenarios"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.iterdir()))
+def test_generated_scenario(name: str) -> None:
+    """Randomly generated multi-level trees (bases, overlays, a component) on which an earlier
+    version differed from kustomize; expected.yaml is kubectl kustomize's output."""
+    case = SCENARIOS / name
+    root = case / (case / "root").read_text().strip()
+    assert build(root).to_yaml() == (case / "expected.yaml").read_text()
