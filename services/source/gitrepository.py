@@ -297,7 +297,9 @@ class GitRepositorySource:
         return await self._store(ctx, resolved, subject, data, included)
 
     def _up_to_date(self, ctx: Context[GitRepository], revision: str) -> Result:
-        ctx.unchanged = True
+        # Nothing to announce — unless the object recovers from a failure, which is an event.
+        ready = ctx.condition(meta.READY)
+        ctx.unchanged = ready is not None and ready.status == meta.CONDITION_TRUE
         ctx.revision = revision
         message = f"stored artifact for revision '{revision}'"
         ctx.set_condition(meta.ARTIFACT_IN_STORAGE, meta.CONDITION_TRUE, meta.SUCCEEDED, message)

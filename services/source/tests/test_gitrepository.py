@@ -388,6 +388,9 @@ async def test_failures_set_fetch_failed_emit_events_and_keep_the_artifact(env: 
     await env.kube.patch(GV, KIND, "keep", {"spec": {"ref": {"branch": "main"}}}, namespace=NS)
     obj = await env.ready_at("keep", f"main@sha1:{sha}", generation=3)
     assert "FetchFailed" not in {c["type"] for c in obj["status"]["conditions"]}
+    recovered = await eventually(lambda: env.records("keep", "Succeeded"), what="recovery event")
+    assert recovered[0].message == f"stored artifact for revision 'main@sha1:{sha}'"
+    assert recovered[0].severity == "info"
 
 
 def tag(bare: Path, name: str, commit: str) -> None:
