@@ -360,7 +360,25 @@ class Controller(Generic[T]):
     async def reconcile(
         self, namespace: str, name: str, request: ReconcileRequest | None = None
     ) -> Result | None:
-        """One reconcile run of one object (the caller holds its lease). Returns None when skipped."""
+        """One reconcile run of one object (the caller holds its lease). Returns None when skipped.
+
+        The run is one span (`reconcile <Kind>`), a child of whatever triggered it, so the events
+        it publishes continue the same trace into the next service.
+        """
+        attributes = {
+            "sluice.kind": self.kind.KIND,
+            "sluice.namespace": namespace,
+            "sluice.name": name,
+            "sluice.trigger": request.reason if request else "direct",
+        }
+        with self.bus.tracer.start_as_current_span(f"reconcile {self.kind.KIND}", attributes=attributes) as span:
+            result = await self._reconcile(namespace, name, request)
+            if result is not None:
+                span.set_attribute("sluice.result", result.state)
+                span.set_attribute("sluice.reason", result.reason)
+            return result
+
+    async def _reconcile(self, namespace: str, name: str, request: ReconcileRequest | None) -> Result | None:
         kind = self.kind
         raw = await self.kube.get(kind.api_version(), kind.KIND, name, namespace)
         if raw is None:

@@ -16,6 +16,9 @@ from typing import Any
 
 import nats
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from libs.common.api import meta
 from libs.common.api.crd import crd_documents
@@ -48,6 +51,7 @@ class Harness:
     calls: Counter[str]
     fail: set[str]
     controllers: list[Controller[GitRepository]]
+    spans: InMemorySpanExporter
 
     async def get(self, name: str) -> dict[str, Any] | None:
         return await self.kube.get(GV, "GitRepository", name, NS)
@@ -95,7 +99,13 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
             return Result.ready(f"stored artifact for revision '{ctx.revision}'")
 
         reconciler = Reconciler(kind=GitRepository, steps=[fetch, done])
-        buses = [await Bus.connect(nats_url, service="source", replica_id=f"r{i}") for i in range(2)]
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        tracer = provider.get_tracer("test")
+        buses = [
+            await Bus.connect(nats_url, service="source", replica_id=f"r{i}", tracer=tracer) for i in range(2)
+        ]
         kubes = [Kube.from_config(str(kubeconfig)) for _ in buses]
         controllers = [
             Controller(reconciler, k, b, service="source", record_kube_events=False)
@@ -104,7 +114,7 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
         for c in controllers:
             await c.start()
         try:
-            yield Harness(kube, calls, fail, controllers)
+            yield Harness(kube, calls, fail, controllers, spans)
         finally:
             for c in controllers:
                 await c.stop()
@@ -231,3 +241,30 @@ async def test_interval_reconciles_again(harness: Harness) -> None:
     await harness.kube.create(repo("ticking", interval="1s"))
     await eventually(lambda: harness.ready("ticking", 1))
     await eventually(lambda: harness.calls["ticking"] >= 3, timeout=10)
+
+
+async def test_a_reconcile_is_one_span_inside_the_trace_of_its_request(harness: Harness) -> None:
+    await harness.kube.create(repo("traced"))
+    await eventually(lambda: harness.ready("traced", 1))
+
+    def reconcile_span() -> Any:
+        return next(
+            (
+                s
+                for s in harness.spans.get_finished_spans()
+                if s.name == "reconcile GitRepository" and s.attributes.get("sluice.name") == "traced"
+            ),
+            None,
+        )
+
+    run = await eventually(reconcile_span)
+    spans = harness.spans.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    parent = by_id[run.parent.span_id]
+    assert parent.name == "reconcile.request process", "the run is a child of the consumed request"
+    assert run.attributes["sluice.result"] == "ready"
+    published = [
+        s for s in spans if s.name == "event publish" and s.parent and s.parent.span_id == run.context.span_id
+    ]
+    assert published, "the event the run emitted is published inside the run's span"
+    assert {s.context.trace_id for s in (run, parent, *published)} == {run.context.trace_id}
