@@ -41,6 +41,8 @@ class BuildReady(Payload):
     digest: str
     url: str
     object_count: int
+    source_digest: str | None = None
+    """Digest of the source artifact the bundle was rendered from (optional, added in place)."""
 
     def subject_ref(self) -> ObjectRef:
         return self.kustomization
@@ -57,6 +59,8 @@ class BuildFailed(Payload):
     generation: int
     reason: str
     message: str
+    source_digest: str | None = None
+    """Digest of the source artifact the failed build used, when there was one (optional, added in place)."""
 
     def subject_ref(self) -> ObjectRef:
         return self.kustomization
