@@ -92,7 +92,9 @@ def describe_error(ident: ObjMeta, what: str, exc: Exception) -> str:
 
 
 def _comparable(obj: Obj) -> Obj:
+    # Status is not applied (bundles carry none) and controllers change it at any moment.
     doc = copy.deepcopy(obj)
+    doc.pop("status", None)
     md = doc.get("metadata") or {}
     for key in _VOLATILE_METADATA:
         md.pop(key, None)

@@ -67,6 +67,34 @@ async def test_build_ready_applies_objects_with_owner_labels_inventory_and_healt
     success = await eventually(lambda: [e for e in h.events if e.reason == meta.RECONCILIATION_SUCCEEDED])
     assert success[0].message == f"Applied revision: {rev}"
 
+    # The same objects at a new revision: nothing to write, everything unchanged.
+    await h.build_ready("app", [deployment("web"), configmap("settings")], revision(2))
+    await eventually(lambda: h.ready("app", revision(2)))
+    again = await eventually(lambda: [d for d in h.done if d.revision == revision(2)])
+    assert {(c.name, c.action) for c in again[0].changes} == {("web", "unchanged"), ("settings", "unchanged")}
+
+
+async def test_wait_fails_fast_on_a_failed_rollout_and_passes_completed_jobs(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app", wait=True, timeout="60s")
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": APPS},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox"}]}
+            }
+        },
+    }
+    failing = deployment("web", annotations={"emulator.sluice.dev/rollout": "fail"})
+    await h.build_ready("app", [job, failing], revision(1))
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.HEALTH_CHECK_FAILED), timeout=10)
+    message = conditions(obj)["Ready"]["message"]
+    assert "failed early due to stalled resources: " in message
+    assert f"[Deployment/{APPS}/web status: 'Failed': Progress deadline exceeded]" in message
+    assert "Job" not in message
+
 
 async def test_new_build_prunes_removed_objects_but_keeps_prune_disabled(harness: Harness) -> None:
     h = harness
