@@ -141,7 +141,7 @@ def test_schemas_keep_flux_defaults_patterns_and_free_form_json(crds: list[dict[
     git = _schema(crds, "source.toolkit.fluxcd.io/v1", "GitRepository")
     spec = git["properties"]["spec"]
     assert spec["properties"]["timeout"]["default"] == "60s"
-    assert spec["properties"]["url"]["pattern"] == "^(http|https|ssh)://.*$"
+    assert spec["properties"]["url"]["pattern"] == "^(http|https|ssh|file)://.*$"
     assert spec["properties"]["interval"]["pattern"] == "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
     assert sorted(spec["required"]) == ["interval", "url"]
     assert git["properties"]["status"]["default"] == {"observedGeneration": -1}

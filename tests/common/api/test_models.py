@@ -165,7 +165,7 @@ def _problems(doc: dict[str, Any]) -> str:
             "GitRepository",
             None,
             {"url": "git@github.com:org/repo.git"},
-            "GitRepository/flux-system/flux-system: spec.url: must match ^(http|https|ssh)://.*$",
+            "GitRepository/flux-system/flux-system: spec.url: must match ^(http|https|ssh|file)://.*$",
         ),
         (
             "GitRepository",
@@ -283,7 +283,7 @@ def test_validation_lists_every_problem_on_its_own_line() -> None:
     lines = _problems(doc).splitlines()
     assert sorted(lines) == [
         "GitRepository/flux-system/flux-system: spec.interval: Required value",
-        "GitRepository/flux-system/flux-system: spec.url: must match ^(http|https|ssh)://.*$",
+        "GitRepository/flux-system/flux-system: spec.url: must match ^(http|https|ssh|file)://.*$",
     ]
 
 

@@ -67,7 +67,9 @@ class GitRepositorySpec(FluxModel):
         )
     )
 
-    url: str = Field(pattern=r"^(http|https|ssh)://.*$")
+    url: str = Field(pattern=r"^(http|https|ssh|file)://.*$")
+    """Flux admits http, https and ssh; Sluice also admits file:// for repositories on the
+    service's own filesystem (the local run's Git root), a strict superset of Flux's pattern."""
     secret_ref: LocalObjectReference | None = None
     provider: Literal["generic", "aws", "azure", "github"] = "generic"
     """Authentication provider for OIDC / GitHub App authentication."""
