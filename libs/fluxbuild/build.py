@@ -31,6 +31,7 @@ from libs.fluxbuild.generate import write_kustomization
 from libs.fluxbuild.spec import ALWAYS, BuildSpec, merge_variables
 from libs.kustomize import KustomizeError
 from libs.kustomize import build as kustomize_build
+from libs.kustomize.loader import KUSTOMIZATION_FILE_NAMES
 from libs.kustomize.yamlio import YAMLInputError, dump_stream, load_all, resolve_plain_v3
 
 SUBSTITUTE_KEY = "kustomize.toolkit.fluxcd.io/substitute"
@@ -100,6 +101,7 @@ def _render(
     real_root = Path(os.path.realpath(root))
     directory = resolve_path(real_root, spec.path)
     write_kustomization(directory, spec, real_root)
+    check_confined(real_root)
     try:
         built = kustomize_build(directory)
     except KustomizeError as exc:
@@ -119,6 +121,44 @@ def _render(
         for obj in resources:
             _set_common_metadata(obj, spec.common_labels, spec.common_annotations)
     return Rendered(resources, dump_stream(resources) if resources else "")
+
+
+_DIRECTORY_FIELDS = ("resources", "bases", "components")
+
+
+def check_confined(root: Path) -> None:
+    """Refuse a kustomization under ``root`` whose resources, bases or components leave ``root``.
+
+    Flux builds on a file system rooted at the artifact, so nothing outside it can be read;
+    kustomize on its own would load another kustomization directory anywhere on the disk.
+    """
+    real_root = os.path.realpath(root)
+    prefix = real_root.rstrip(os.sep) + os.sep
+    for directory, _dirs, files in os.walk(real_root):
+        for name in files:
+            if name not in KUSTOMIZATION_FILE_NAMES:
+                continue
+            path = os.path.join(directory, name)
+            try:
+                docs = load_all(Path(path).read_text(encoding="utf-8"), timestamps=False)
+            except (OSError, UnicodeDecodeError, YAMLInputError):
+                continue  # kustomize reports it, naming the file
+            doc = docs[0] if len(docs) == 1 else None
+            if not isinstance(doc, dict):
+                continue
+            for field in _DIRECTORY_FIELDS:
+                entries = doc.get(field)
+                if not isinstance(entries, list):
+                    continue
+                for entry in entries:
+                    if not isinstance(entry, str) or "://" in entry or entry.startswith("git@"):
+                        continue
+                    target = os.path.realpath(os.path.join(directory, entry))
+                    if target != real_root and not target.startswith(prefix):
+                        shown = os.path.relpath(path, real_root)
+                        raise FluxBuildError(
+                            f"kustomize build failed: {shown}: {field} entry '{entry}' points outside the source artifact"
+                        )
 
 
 def _relativize(message: str, root: Path) -> str:

@@ -153,6 +153,20 @@ def test_symlinked_path_leaving_the_artifact_is_refused(tmp_path: Path) -> None:
         render(root, BuildSpec.from_spec({"path": "link"}), in_place=True)
 
 
+@pytest.mark.parametrize("entry", ["../../../elsewhere", "/abs/elsewhere"])
+def test_bases_outside_the_artifact_are_refused(tmp_path: Path, entry: str) -> None:
+    root = write(tmp_path / "a" / "b" / "root", {"apps/kustomization.yaml": f"resources:\n- {entry}\n"})
+    write(tmp_path, {"elsewhere/kustomization.yaml": "resources: [cm.yaml]\n"})
+    write(tmp_path, {"elsewhere/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaked}\n"})
+    if entry.startswith("/"):
+        entry = str(tmp_path / "elsewhere")
+        write(root, {"apps/kustomization.yaml": f"resources:\n- {entry}\n"})
+    with pytest.raises(
+        FluxBuildError, match=r"apps/kustomization.yaml: resources entry .* points outside the source artifact"
+    ):
+        build(root, {"path": "apps"})
+
+
 def test_missing_path_is_an_artifact_failure(tmp_path: Path) -> None:
     write(tmp_path, {"apps/deploy.yaml": DEPLOYMENT})
     with pytest.raises(FluxBuildError, match="kustomization path not found: stat clusters/prod") as err:
