@@ -15,7 +15,7 @@ from libs.git.ignore import (
     parse_patterns,
     source_matcher,
 )
-from libs.git.mirror import MirrorCache, RemoteRefs, parse_ls_remote
+from libs.git.mirror import MirrorCache, RemoteRefs, Submodule, parse_ls_remote, resolve_submodule_url
 from libs.git.refs import DEFAULT_BRANCH, GitRef, RefNotFound, Resolved, revision
 from libs.git.semver import Constraint, InvalidConstraint, InvalidVersion, Version, highest
 
@@ -39,6 +39,7 @@ __all__ = [
     "RefNotFound",
     "RemoteRefs",
     "Resolved",
+    "Submodule",
     "Version",
     "classify",
     "git_env",
@@ -46,6 +47,7 @@ __all__ = [
     "load_ignore_files",
     "parse_ls_remote",
     "parse_patterns",
+    "resolve_submodule_url",
     "revision",
     "source_matcher",
 ]

@@ -13,16 +13,41 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import posixpath
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from libs.common.runtime.redact import redact_url
 from libs.git.cli import Git, GitError
 
-__all__ = ["MirrorCache", "RemoteRefs"]
+__all__ = ["MirrorCache", "RemoteRefs", "Submodule", "resolve_submodule_url"]
+
+
+@dataclass(frozen=True)
+class Submodule:
+    """A submodule of a commit: where it goes, where it comes from, which commit it pins."""
+
+    path: str
+    url: str
+    commit: str
+
+
+def resolve_submodule_url(parent: str, url: str) -> str:
+    """A ``.gitmodules`` URL as git resolves it: ``./`` and ``../`` are relative to the parent's URL."""
+    if not url.startswith(("./", "../")):
+        return url
+    parts = urlsplit(parent)
+    base = parts.path.rstrip("/")
+    for segment in url.split("/"):
+        if segment == "..":
+            base = posixpath.dirname(base)
+        elif segment not in (".", ""):
+            base = f"{base}/{segment}"
+    return urlunsplit((parts.scheme, parts.netloc, base, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -172,3 +197,43 @@ class MirrorCache:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(index)
+
+    async def submodules(self, mirror: Path, commit: str) -> list[Submodule]:
+        """The submodules ``commit`` pins (its ``.gitmodules`` plus the gitlinks of its tree)."""
+        tree = await self.git.run(
+            ["--git-dir", str(mirror), "ls-tree", "-r", "-z", commit], what="listing the tree"
+        )
+        links: dict[str, str] = {}
+        for entry in tree.text.split("\0"):
+            info, _, path = entry.partition("\t")
+            fields = info.split()
+            if len(fields) == 3 and fields[0] == "160000":
+                links[path] = fields[2]
+        if not links:
+            return []
+        try:
+            config = await self.git.run(
+                [
+                    "--git-dir",
+                    str(mirror),
+                    "config",
+                    "--blob",
+                    f"{commit}:.gitmodules",
+                    "--get-regexp",
+                    r"^submodule\..*\.(path|url)$",
+                ],
+                what="reading .gitmodules",
+            )
+        except GitError:
+            raise GitError(f"commit {commit} has submodules but no usable .gitmodules") from None
+        paths: dict[str, str] = {}
+        urls: dict[str, str] = {}
+        for line in config.text.splitlines():
+            key, _, value = line.partition(" ")
+            name, _, attribute = key.removeprefix("submodule.").rpartition(".")
+            (paths if attribute == "path" else urls)[name] = value
+        found = []
+        for name, path in sorted(paths.items()):
+            if path in links and name in urls:
+                found.append(Submodule(path, urls[name], links[path]))
+        return found

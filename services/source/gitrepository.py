@@ -59,7 +59,9 @@ from libs.git import (
     ProxyConfig,
     RefNotFound,
     Resolved,
+    Submodule,
     git_env,
+    resolve_submodule_url,
     revision,
     source_matcher,
 )
@@ -71,6 +73,7 @@ INCLUDE_NO_ARTIFACT = "NoArtifact"
 DIGEST_KEY = f"{GitRepository.GROUP}/{meta.META_DIGEST}"
 GIT_COMMIT_DURABLE = "source-git-commit"
 INCLUDE_DURABLE = "source-gitrepository-include"
+MAX_SUBMODULE_DEPTH = 5
 
 
 class _Failure(Exception):
@@ -96,8 +99,6 @@ def unsupported_fields(obj: GitRepository) -> list[str]:
         found.append(f"spec.provider={spec.provider} (only 'generic' Secret-based auth)")
     if spec.service_account_name:
         found.append("spec.serviceAccountName (workload identity)")
-    if spec.recurse_submodules:
-        found.append("spec.recurseSubmodules")
     if spec.proxy_secret_ref is not None and urlsplit(spec.url).scheme not in ("http", "https"):
         found.append("spec.proxySecretRef with an ssh URL (proxies apply to http(s) only)")
     return found
@@ -283,7 +284,9 @@ class GitRepositorySource:
             try:
                 tree = tmp / "tree"
                 await asyncio.to_thread(tree.mkdir)
-                resolved, subject = await self._checkout(spec.url, ref, resolved, env, timeout, tree)
+                resolved, subject = await self._checkout(
+                    spec.url, ref, resolved, env, timeout, tree, creds, bool(spec.recurse_submodules)
+                )
                 await self._copy_includes(obj, included, tmp, tree)
                 try:
                     data = await asyncio.to_thread(_build, tree, spec.ignore, spec.sparse_checkout)
@@ -377,9 +380,18 @@ class GitRepositorySource:
             ) from None
 
     async def _checkout(
-        self, url: str, ref: GitRef, resolved: Resolved, env: dict[str, str], timeout: float, tree: Path
+        self,
+        url: str,
+        ref: GitRef,
+        resolved: Resolved,
+        env: dict[str, str],
+        timeout: float,
+        tree: Path,
+        creds: Credentials | None = None,
+        submodules: bool = False,
     ) -> tuple[Resolved, str]:
-        """Bring the commit into the mirror (a delta fetch unless it is there already) and export it."""
+        """Bring the commit into the mirror (a delta fetch unless it is there already) and export
+        it, with its submodules when asked."""
         try:
             async with self.cache.locked(url) as mirror:
                 if not await self.cache.has_commit(mirror, resolved.commit):
@@ -388,11 +400,64 @@ class GitRepositorySource:
                     await self._fetch_commit_on_branch(mirror, url, ref, env, timeout)
                 await self.cache.export(mirror, resolved.commit, tree, timeout=timeout)
                 subject = await self.cache.subject(mirror, resolved.commit)
+                nested = await self.cache.submodules(mirror, resolved.commit) if submodules else []
+            # Outside the parent's lock: a submodule may live at the same URL.
+            await self._submodules(url, nested, tree, env, timeout, depth=1)
         except GitError as exc:
             raise _fetch_failed(
                 _reason_for(exc), f"failed to checkout and determine revision: {exc}"
             ) from None
         return resolved, subject
+
+    async def _submodules(
+        self,
+        parent_url: str,
+        submodules: list[Submodule],
+        tree: Path,
+        env: dict[str, str],
+        timeout: float,
+        depth: int,
+    ) -> None:
+        """Check out each submodule at its pinned commit into its path, recursively. Credentials
+        go only to submodules on the parent's host; other hosts get none."""
+        if submodules and depth > MAX_SUBMODULE_DEPTH:
+            raise GitError(f"submodules nested deeper than {MAX_SUBMODULE_DEPTH} levels")
+        parent = urlsplit(parent_url)
+        for sub in submodules:
+            rel = posixpath.normpath(sub.path)
+            if rel.startswith(("/", "..")) or rel in (".", ".git"):
+                raise GitError(f"submodule path '{sub.path}' leaves the repository")
+            url = resolve_submodule_url(parent_url, sub.url)
+            target = urlsplit(url)
+            if target.scheme not in ("http", "https", "ssh") and target.scheme != parent.scheme:
+                raise GitError(f"submodule '{sub.path}' has an unsupported URL '{redact_url(url)}'")
+            same_host = (target.scheme, target.netloc) == (parent.scheme, parent.netloc)
+            async with contextlib.AsyncExitStack() as stack:
+                sub_env = env if same_host else await stack.enter_async_context(git_env(url, None))
+                async with self.cache.locked(url) as mirror:
+                    if not await self.cache.has_commit(mirror, sub.commit):
+                        try:
+                            await self.cache.fetch(mirror, url, [sub.commit], env=sub_env, timeout=timeout)
+                        except GitError as exc:
+                            if exc.kind in ("auth", "host_key", "timeout"):
+                                raise
+                            await self.cache.fetch(
+                                mirror,
+                                url,
+                                ["+refs/heads/*:refs/heads/*"],
+                                env=sub_env,
+                                timeout=timeout,
+                                depth=None,
+                            )
+                    if not await self.cache.has_commit(mirror, sub.commit):
+                        raise GitError(
+                            f"submodule '{sub.path}': commit {sub.commit} not found in '{redact_url(url)}'"
+                        )
+                    dest = tree / rel
+                    await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+                    await self.cache.export(mirror, sub.commit, dest, timeout=timeout)
+                    nested = await self.cache.submodules(mirror, sub.commit)
+                await self._submodules(url, nested, dest, sub_env, timeout, depth + 1)
 
     async def _fetch(
         self, mirror: Path, url: str, ref: GitRef, resolved: Resolved, env: dict[str, str], timeout: float

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import re
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -478,3 +480,53 @@ async def test_suspend_and_resume(env: Env) -> None:
     assert len(env.ready_events("sus")) == 1
     await env.kube.patch(GV, KIND, "sus", {"spec": {"suspend": False}}, namespace=NS)
     await env.ready_at("sus", f"main@sha1:{second}")
+
+
+def add_submodule(parent_url: str, child_url: str, path: str, env: dict[str, str]) -> str:
+    """Add ``child_url`` as a submodule at ``path`` of ``parent_url``'s main branch; returns the commit."""
+    full = {
+        **os.environ,
+        **env,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "work"
+
+        def git(*args: str) -> str:
+            done = subprocess.run(
+                ["git", *args],
+                cwd=work if work.exists() else tmp,
+                env=full,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            return done.stdout.strip()
+
+        git("clone", "--quiet", parent_url, str(work))
+        git("submodule", "--quiet", "add", child_url, path)
+        git("commit", "--quiet", "-m", f"Add {path}")
+        git("push", "--quiet", "origin", "HEAD:refs/heads/main")
+        return git("rev-parse", "HEAD")
+
+
+async def test_recurse_submodules(env: Env) -> None:
+    await env.ssh_secret()
+    _, child_url, _ = await env.new_repo("child", {"lib/base.yaml": "base: 1\n"})
+    _, parent_url, _ = await env.new_repo("parent", {"app.yaml": "app: 1\n"})
+    sha = await in_thread(add_submodule, parent_url, child_url, "vendor/child", env.ssh_env)
+
+    await env.create("withsubs", parent_url, recurseSubmodules=True)
+    await env.create("withoutsubs", parent_url)
+    obj = await env.ready_at("withsubs", f"main@sha1:{sha}")
+    assert obj["status"]["observedRecurseSubmodules"] is True
+    tree = await env.download(obj["status"]["artifact"], env.tmp / "subs")
+    assert files_under(tree) == {"app.yaml", "vendor/child/lib/base.yaml"}
+    plain = await env.ready_at("withoutsubs", f"main@sha1:{sha}")
+    tree = await env.download(plain["status"]["artifact"], env.tmp / "nosubs")
+    assert files_under(tree) == {"app.yaml"}
