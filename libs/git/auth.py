@@ -7,7 +7,8 @@
   an askpass helper that reads it from a 0600 file.
 - https: ``username``/``password`` through a ``GIT_ASKPASS`` helper reading 0600 files;
   ``bearerToken`` as an ``Authorization`` header through ``GIT_CONFIG_COUNT``/``KEY``/``VALUE``
-  environment variables; ``ca.crt`` as ``http.sslCAInfo``; a proxy as ``http.proxy``.
+  environment variables; ``ca.crt`` as ``http.sslCAInfo``; ``tls.crt``/``tls.key`` (mTLS) as
+  ``http.sslCert``/``http.sslKey``; a proxy as ``http.proxy``.
 
 Nothing here logs; values never appear in exceptions.
 """
@@ -57,6 +58,8 @@ class Credentials:
     identity: str | None = None
     known_hosts: str | None = None
     ca_cert: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     proxy: ProxyConfig | None = None
 
     @classmethod
@@ -74,6 +77,8 @@ class Credentials:
             identity=text("identity"),
             known_hosts=text("known_hosts"),
             ca_cert=text("ca.crt") or text("caFile"),
+            tls_cert=text("tls.crt") or text("certFile"),
+            tls_key=text("tls.key") or text("keyFile"),
         )
 
     def __repr__(self) -> str:  # never show the values
@@ -153,6 +158,11 @@ def _prepare(directory: Path, url: str, creds: Credentials | None, connect_timeo
             ca = directory / "ca.crt"
             _write(ca, creds.ca_cert)
             config.append(("http.sslCAInfo", str(ca)))
+        if creds.tls_cert and creds.tls_key:
+            cert, key_file = directory / "tls.crt", directory / "tls.key"
+            _write(cert, creds.tls_cert)
+            _write(key_file, creds.tls_key)
+            config += [("http.sslCert", str(cert)), ("http.sslKey", str(key_file))]
     if creds is not None and creds.proxy is not None and scheme in ("http", "https"):
         config.append(("http.proxy", creds.proxy.url()))
     if config:

@@ -10,6 +10,7 @@ import pytest
 
 from libs.devservers.git import commit_files, seed_repo
 from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, git_env
+from tests.git.http_git import http_git_server
 from tests.harness.git_fixtures import GitServer
 
 pytestmark = pytest.mark.integration
@@ -132,3 +133,27 @@ async def test_https_credentials_stay_off_the_command_line(tmp_path: Path) -> No
         assert await _run(str(askpass), "Username for 'https://example.invalid': ") == b"u"
     assert not await asyncio.to_thread(askpass.exists)
     assert "s3cret" not in repr(creds)
+
+
+async def test_https_basic_auth_and_bearer_token(git_server: GitServer, tmp_path: Path) -> None:
+    bare, file_url = git_server.new_repo("over-http")
+    sha = await asyncio.to_thread(seed_repo, file_url, {"k.yaml": "k: 1\n"})
+    cache = MirrorCache(tmp_path / "cache", Git())
+    async with http_git_server(bare.parent, username="git", password="pa55", token="t0ken") as base:
+        url = f"{base}/{bare.name}"
+        for creds in (Credentials(username="git", password="pa55"), Credentials(bearer_token="t0ken")):
+            async with git_env(url, creds) as env:
+                remote = await cache.ls_remote(url, ["refs/heads/main"], env=env)
+                assert remote.get("refs/heads/main") == sha
+                async with cache.locked(url) as mirror:
+                    await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"], env=env)
+                    assert await cache.has_commit(mirror, sha)
+        async with git_env(url, Credentials(username="git", password="wrong")) as env:
+            with pytest.raises(GitError) as denied:
+                await cache.ls_remote(url, ["refs/heads/main"], env=env)
+        assert denied.value.kind == "auth"
+        assert "wrong" not in str(denied.value)
+        async with git_env(url, None) as env:
+            with pytest.raises(GitError) as anonymous:
+                await cache.ls_remote(url, ["refs/heads/main"], env=env)
+        assert anonymous.value.kind == "auth"

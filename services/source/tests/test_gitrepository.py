@@ -34,6 +34,7 @@ from libs.common.kube import Kube
 from libs.devservers.git import commit_files, seed_repo
 from libs.kube_emulator import KubeEmulator
 from services.source.app import SPEC
+from tests.git.http_git import http_git_server
 from tests.harness.git_fixtures import GitServer
 from tests.harness.services import RunningService, running_service
 
@@ -530,3 +531,20 @@ async def test_recurse_submodules(env: Env) -> None:
     plain = await env.ready_at("withoutsubs", f"main@sha1:{sha}")
     tree = await env.download(plain["status"]["artifact"], env.tmp / "nosubs")
     assert files_under(tree) == {"app.yaml"}
+
+
+async def test_https_basic_auth_and_bearer_token(env: Env) -> None:
+    bare, file_url = env.git_server.new_repo("https-repo")
+    sha = await in_thread(seed_repo, file_url, {"x.yaml": "x: 1\n"})
+    async with http_git_server(bare.parent, username="git", password="pa55", token="t0ken") as base:
+        url = f"{base}/{bare.name}"
+        await env.secret("basic", {"username": "git", "password": "pa55"})
+        await env.secret("bearer", {"bearerToken": "t0ken"})
+        await env.secret("wrong", {"username": "git", "password": "nope"})
+        await env.create("basic", url, secret="basic")
+        await env.create("bearer", url, secret="bearer")
+        await env.create("wrong", url, secret="wrong")
+        await env.ready_at("basic", f"main@sha1:{sha}")
+        await env.ready_at("bearer", f"main@sha1:{sha}")
+        conds = await env.failing("wrong", "AuthenticationFailed")
+        assert "nope" not in conds["FetchFailed"]["message"]
