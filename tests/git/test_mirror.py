@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from libs.devservers.git import commit_files, seed_repo
-from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, git_env
+from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, classify, git_env
 from tests.git.http_git import http_git_server
 from tests.harness.git_fixtures import GitServer
 
@@ -111,6 +111,25 @@ async def test_ssh_with_identity_and_known_hosts(git_server: GitServer, tmp_path
             await cache.ls_remote(url, ["refs/heads/main"], env=env)
     assert auth.value.kind == "auth"
     assert "PRIVATE KEY" not in str(auth.value)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        ("Host key verification failed.\nfatal: Could not read from remote repository.", "host_key"),
+        ("git@127.0.0.1: Permission denied (publickey).", "auth"),
+        ("fatal: Authentication failed for 'https://h/r.git/'", "auth"),
+        ("fatal: unable to access 'https://h/r.git/': The requested URL returned error: 403", "auth"),
+        (
+            "fatal: unable to access 'http://127.0.0.1:40123/r.git/': Failed to connect: Connection refused",
+            "not_found",
+        ),
+        ("fatal: '/x.git' does not appear to be a git repository", "not_found"),
+        ("fatal: the remote end hung up unexpectedly", "other"),
+    ],
+)
+def test_classify(stderr: str, kind: str) -> None:
+    assert classify(stderr) == kind
 
 
 async def test_timeout_kills_the_command(tmp_path: Path) -> None:

@@ -382,6 +382,12 @@ async def test_failures_set_fetch_failed_emit_events_and_keep_the_artifact(env: 
     conds = await env.failing("wronghost", "GitOperationFailed")
     assert "host key" in conds["FetchFailed"]["message"].lower()
 
+    # An empty repository.
+    empty, _ = env.git_server.new_repo("empty")
+    await env.create("empty", env.git_server.ssh.url_for(empty))
+    conds = await env.failing("empty", "EmptyGitRepository")
+    assert "is empty" in conds["FetchFailed"]["message"]
+
     # Missing Secret.
     await env.create("nosecret", url, secret="absent")
     conds = await env.failing("nosecret", "AuthenticationFailed")
