@@ -334,3 +334,38 @@ async def test_deleting_the_kustomization_prunes_its_objects(harness: Harness) -
         return ks is None and cm is None and web is None
 
     await eventually(gone)
+
+
+async def test_a_dependency_on_the_same_source_must_be_applied_at_the_same_revision(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("infra")
+    await h.kustomization("apps", dependsOn=[{"name": "infra"}], retryInterval="1h")
+    await h.build_ready("infra", [configmap("infra-config", v="1")], revision(1))
+    await eventually(lambda: h.ready("infra", revision(1)))
+
+    await h.build_ready("apps", [configmap("app-config")], revision(2))
+    waiting = await eventually(lambda: h.condition("apps", "Ready", meta.DEPENDENCY_NOT_READY))
+    assert conditions(waiting)["Ready"]["message"] == f"dependency '{NS}/infra' revision is not up to date"
+
+    await h.build_ready("infra", [configmap("infra-config", v="2")], revision(2))
+    await eventually(lambda: h.ready("apps", revision(2)), timeout=10)
+
+
+async def test_suspended_kustomization_applies_nothing_until_resumed(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app", suspend=True)
+    await h.build_ready("app", [configmap("settings")], revision(1))
+    # A Kustomization built after it is applied; by then the suspended one's request was handled.
+    await h.kustomization("probe")
+    await h.build_ready("probe", [configmap("probe")], revision(1))
+    await eventually(lambda: h.ready("probe", revision(1)))
+    assert await h.kube.get("v1", "ConfigMap", "settings", APPS) is None
+    assert "conditions" not in (await h.get_ks("app")).get("status", {})
+
+    await h.kube.patch(
+        "kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", {"spec": {"suspend": False}}, namespace=NS
+    )
+    # Resuming is a new generation: the build service renders it again.
+    await h.build_ready("app", [configmap("settings")], revision(1), generation=2)
+    await eventually(lambda: h.ready("app", revision(1)))
+    assert await h.kube.get("v1", "ConfigMap", "settings", APPS) is not None
