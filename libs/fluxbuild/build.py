@@ -199,15 +199,15 @@ def _substitute(
     variables: Mapping[str, str],
     strict: bool,
     sensitive: Collection[str],
-    quoted: Collection[str],
+    quoted: Collection[tuple[str, str]],
 ) -> dict[str, Any]:
     """Substitute one object, value by value.
 
     Flux substitutes the object's YAML text and parses it again, with the scalar styles kyaml kept
     from the source files: a quoted ``"${PORT}"`` stays a string, a plain ``${REPLICAS}`` becomes a
-    number. The built objects here no longer carry styles, so ``quoted`` holds the texts that were
-    written quoted (or as block scalars) in the artifact; every other substituted scalar is typed
-    as a plain YAML scalar again.
+    number. The built objects here no longer carry styles, so ``quoted`` holds the (mapping key,
+    text) pairs written quoted (or as block scalars) in the artifact; every other substituted
+    scalar is typed as a plain YAML scalar again.
     """
     if _opted_out(obj):
         return obj
@@ -217,21 +217,23 @@ def _substitute(
             return variables[name], True
         return "", not strict
 
-    def walk(node: Any) -> Any:
+    def walk(node: Any, key: str) -> Any:
         if isinstance(node, dict):
-            return {(evaluate(k, lookup) if isinstance(k, str) else k): walk(v) for k, v in node.items()}
+            return {
+                (evaluate(k, lookup) if isinstance(k, str) else k): walk(v, str(k)) for k, v in node.items()
+            }
         if isinstance(node, list):
-            return [walk(v) for v in node]
+            return [walk(v, key) for v in node]
         if isinstance(node, str) and "$" in node:
             new = evaluate(node, lookup)
-            if node in quoted or "\n" in node:
+            if (key, node) in quoted or "\n" in node:
                 return new
             return _plain_value(new, sensitive)
         return node
 
     where = object_id(obj)
     try:
-        result: dict[str, Any] = walk(obj)
+        result: dict[str, Any] = walk(obj, "")
     except SubstitutionError as exc:
         raise FluxBuildError(
             f"post build failed for '{where}': envsubst error: variable substitution failed: {exc}"
@@ -261,28 +263,30 @@ _QUOTED_STYLES = frozenset({"'", '"', "|", ">"})
 _MAX_SCANNED_FILE = 8 * 1024 * 1024
 
 
-def quoted_templates(root: Path, extra_texts: Iterable[str] = ()) -> set[str]:
-    """Every scalar containing ``$`` that is written quoted or as a block scalar in a YAML file
-    under ``root`` (or in ``extra_texts``, e.g. inline patches): those stay strings after
-    substitution, as kyaml's style-preserving nodes do in Flux."""
-    found: set[str] = set()
+def quoted_templates(root: Path, extra_texts: Iterable[str] = ()) -> set[tuple[str, str]]:
+    """Every (mapping key, scalar) pair whose scalar contains ``$`` and is written quoted or as a
+    block scalar in a YAML file under ``root`` (or in ``extra_texts``, e.g. inline patches). Those
+    stay strings after substitution, as kyaml's style-preserving nodes do in Flux; list items count
+    under the key of their list."""
+    found: set[tuple[str, str]] = set()
 
     def scan(text: str) -> None:
         if "$" not in text:
             return
         try:
-            for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-                stack = [node]
+            for document in yaml.compose_all(text, Loader=yaml.SafeLoader):
+                stack: list[tuple[yaml.Node | None, str]] = [(document, "")]
                 while stack:
-                    current = stack.pop()
+                    current, key = stack.pop()
                     if isinstance(current, yaml.ScalarNode):
                         if current.style in _QUOTED_STYLES and "$" in current.value:
-                            found.add(current.value)
+                            found.add((key, current.value))
                     elif isinstance(current, yaml.SequenceNode):
-                        stack.extend(current.value)
+                        stack.extend((item, key) for item in current.value)
                     elif isinstance(current, yaml.MappingNode):
-                        for key, value in current.value:
-                            stack.extend((key, value))
+                        for k, v in current.value:
+                            stack.append((k, key))
+                            stack.append((v, str(k.value) if isinstance(k, yaml.ScalarNode) else ""))
         except yaml.YAMLError:
             return
 

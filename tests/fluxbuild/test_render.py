@@ -162,7 +162,8 @@ def test_bases_outside_the_artifact_are_refused(tmp_path: Path, entry: str) -> N
         entry = str(tmp_path / "elsewhere")
         write(root, {"apps/kustomization.yaml": f"resources:\n- {entry}\n"})
     with pytest.raises(
-        FluxBuildError, match=r"apps/kustomization.yaml: resources entry .* points outside the source artifact"
+        FluxBuildError,
+        match=r"apps/kustomization.yaml: resources entry .* points outside the source artifact",
     ):
         build(root, {"path": "apps"})
 
@@ -386,3 +387,33 @@ def test_secret_values_never_reach_error_messages(tmp_path: Path) -> None:
 
 def test_merge_variables_precedence() -> None:
     assert merge_variables([{"a": "1", "b": "1"}, {"b": "2\n"}], {"a": "inline"}) == {"a": "inline", "b": "2"}
+
+
+def test_an_empty_path_renders_no_objects(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    rendered = build(tmp_path, {"path": "empty", "targetNamespace": "x"})
+    assert (rendered.resources, rendered.yaml, rendered.object_count) == ([], "", 0)
+
+
+def test_quoted_templates_stay_strings_and_plain_ones_are_typed(tmp_path: Path) -> None:
+    manifest = """\
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: typed
+    data:
+      quoted: "${n}"
+      single: '${flag}'
+      block: |
+        n=${n}
+    spec:
+      count: ${n}
+      enabled: ${flag}
+      list: ${items}
+      nothing: ${empty}
+    """
+    write(tmp_path, {"cm.yaml": manifest})
+    variables = {"n": "3", "flag": "true", "items": "[a, b]", "empty": ""}
+    obj = build(tmp_path, {"postBuild": {"substitute": variables}}).resources[0]
+    assert obj["data"] == {"quoted": "3", "single": "true", "block": "n=3\n"}
+    assert obj["spec"] == {"count": 3, "enabled": True, "list": ["a", "b"], "nothing": None}
