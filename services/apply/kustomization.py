@@ -339,10 +339,10 @@ class KustomizationReconciler:
             entries.extend(deleted)
         ks.status.inventory = make_inventory(applied_items + kept)
         changes = [e.change() for e in entries]
+        # No `ctx.unchanged`: the summary event already goes out only when Ready changes (or on
+        # failure), and a recovery without changes (back to the last applied revision) must be told.
         if lines := change_lines(entries):
             ctx.event(meta.PROGRESSING, lines)
-        else:
-            ctx.unchanged = True
         if prune_errors:
             return Result.failed(meta.PRUNE_FAILED, "\n".join(prune_errors), after=retry), changes
 
@@ -357,15 +357,12 @@ class KustomizationReconciler:
                 refs, timeout=max(0.0, deadline - time.monotonic())
             )
             if not healthy:
-                ctx.unchanged = False
                 ctx.set_condition(meta.HEALTHY, meta.CONDITION_FALSE, meta.HEALTH_CHECK_FAILED, message)
                 return Result.failed(meta.HEALTH_CHECK_FAILED, message, after=retry), changes
             ctx.set_condition(meta.HEALTHY, meta.CONDITION_TRUE, meta.SUCCEEDED, message)
         else:
             ctx.remove_condition(meta.HEALTHY)
 
-        if ks.status.last_applied_revision != build.revision:
-            ctx.unchanged = False
         ks.status.last_applied_revision = build.revision
         message = self._with_notes(ctx, f"Applied revision: {build.revision}")
         return Result.ready(message, reason=meta.RECONCILIATION_SUCCEEDED), changes

@@ -154,6 +154,12 @@ async def test_build_failure_after_a_good_apply_keeps_the_cluster(harness: Harne
     failed = await eventually(lambda: [e for e in h.events if e.reason == meta.BUILD_FAILED])
     assert failed[0].severity == "error"
 
+    # The fix goes back to the applied revision: nothing changes in the cluster, but the recovery
+    # is still announced.
+    await h.build_ready("app", [configmap("settings", color="blue")], revision(1))
+    await eventually(lambda: h.condition("app", "Ready", meta.RECONCILIATION_SUCCEEDED))
+    await eventually(lambda: len([e for e in h.events if e.reason == meta.RECONCILIATION_SUCCEEDED]) == 2)
+
 
 async def test_depends_on_waits_for_the_dependency_and_moves_on_its_apply_done(harness: Harness) -> None:
     h = harness
