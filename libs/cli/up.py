@@ -79,7 +79,7 @@ class Stack:
 
     def start(self) -> dict[str, Any]:
         d = self.state_dir
-        for sub in ("nats", "kube", "registry", "git", "artifacts", "logs"):
+        for sub in ("nats", "kube", "registry", "git", "git-cache", "artifacts", "logs"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         self.nats = NatsServer(d / "nats")
@@ -169,6 +169,11 @@ class Stack:
         )
         if name == "source":
             port = self._port_for("artifacts")
+            env["SLUICE_ARTIFACT_ADDR"] = f"127.0.0.1:{port}"
+            env["SLUICE_ARTIFACT_BASE_URL"] = f"http://127.0.0.1:{port}"
+            env["SLUICE_GIT_CACHE_DIR"] = str(self.state_dir / "git-cache")
+        if name == "build":
+            port = self._port_for("bundles")
             env["SLUICE_ARTIFACT_ADDR"] = f"127.0.0.1:{port}"
             env["SLUICE_ARTIFACT_BASE_URL"] = f"http://127.0.0.1:{port}"
         if name == "notify":

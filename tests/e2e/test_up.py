@@ -18,6 +18,7 @@ import pytest
 
 from libs.common.api.registry import STORAGE_KINDS
 from libs.common.kube import Kube
+from libs.devservers.git import init_bare, seed_repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -100,29 +101,42 @@ class Up:
         return code, {p for p in tree if alive(p)}
 
 
-async def kube_objects(kubeconfig: str) -> tuple[set[str], dict[str, Any] | None]:
+async def kube_objects(kubeconfig: str) -> tuple[set[str], dict[str, Any] | None, dict[str, Any] | None]:
     kube = Kube.from_config(kubeconfig)
     try:
         crds, _ = await kube.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-        repo = await kube.get("source.toolkit.fluxcd.io/v1", "GitRepository", "podinfo", "flux-system")
-        return {c["metadata"]["name"] for c in crds}, repo
+        repo = await kube.get("source.toolkit.fluxcd.io/v1", "GitRepository", "demo", "flux-system")
+        images = await kube.get("image.toolkit.fluxcd.io/v1", "ImageRepository", "app", "flux-system")
+        return {c["metadata"]["name"] for c in crds}, repo, images
     finally:
         await kube.close()
 
 
-async def create_repo(kubeconfig: str) -> None:
+async def create_objects(kubeconfig: str, git_url: str) -> None:
     kube = Kube.from_config(kubeconfig)
     try:
         await kube.create(
             {
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
                 "kind": "GitRepository",
-                "metadata": {"name": "podinfo", "namespace": "flux-system"},
-                "spec": {"url": "https://github.com/stefanprodan/podinfo", "interval": "5m"},
+                "metadata": {"name": "demo", "namespace": "flux-system"},
+                "spec": {"url": git_url, "interval": "5m", "ref": {"branch": "main"}},
+            }
+        )
+        await kube.create(
+            {
+                "apiVersion": "image.toolkit.fluxcd.io/v1",
+                "kind": "ImageRepository",
+                "metadata": {"name": "app", "namespace": "flux-system"},
+                "spec": {"image": "ghcr.io/example/app", "interval": "5m"},
             }
         )
     finally:
         await kube.close()
+
+
+def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, str]]:
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 
 
 def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -135,7 +149,7 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert ep["kubeconfig"] == str(state / "kubeconfig")
         assert Path(ep["git_root"]).is_dir()
 
-        crds, _ = asyncio.run(kube_objects(ep["kubeconfig"]))
+        crds, _, _ = asyncio.run(kube_objects(ep["kubeconfig"]))
         assert {f"{k.PLURAL}.{k.GROUP}" for k in STORAGE_KINDS} <= crds
         assert len(STORAGE_KINDS) == 13
 
@@ -148,35 +162,48 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert http(f"{ep['artifacts']}/gitrepository/flux-system/none/x.tar.gz")[0] == 404
         assert http(f"http://{ep['registry']}/v2/")[0] == 200
 
-        asyncio.run(create_repo(ep["kubeconfig"]))
-        deadline = time.monotonic() + 30
+        # A repository in the stack's Git root becomes a served artifact; image kinds say honestly
+        # that they are not reconciled yet.
+        git_url = Path(ep["git_root"], "demo.git").as_uri()
+        init_bare(Path(ep["git_root"]) / "demo.git")
+        commit = seed_repo(
+            git_url, {"apps/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"}
+        )
+        asyncio.run(create_objects(ep["kubeconfig"], git_url))
+        deadline = time.monotonic() + 60
         while True:
-            _, repo = asyncio.run(kube_objects(ep["kubeconfig"]))
-            conditions = {c["type"]: c for c in ((repo or {}).get("status") or {}).get("conditions") or []}
-            if "Ready" in conditions:
+            _, repo, images = asyncio.run(kube_objects(ep["kubeconfig"]))
+            if conditions(repo).get("Ready", {}).get("status") == "True" and "Ready" in conditions(images):
                 break
-            assert time.monotonic() < deadline, "the source service never reconciled the GitRepository"
+            assert time.monotonic() < deadline, (repo, images, up.output())
             time.sleep(0.2)
-        assert conditions["Ready"]["status"] == "False"
-        assert conditions["Ready"]["reason"] == "NotImplemented"
+        assert repo is not None
+        artifact = repo["status"]["artifact"]
+        assert artifact["revision"] == f"main@sha1:{commit}"
+        assert artifact["url"].startswith(ep["artifacts"])
+        assert http(artifact["url"])[0] == 200
+        assert conditions(images)["Ready"]["reason"] == "NotImplemented"
 
         deadline = time.monotonic() + 10
-        gauge = 'sluice_objects{kind="GitRepository",ready="False"} 1.0'
-        while gauge not in http(f"{ep['services']['source']}/metrics")[1].decode():
-            assert time.monotonic() < deadline, "the objects gauge never counted the GitRepository"
+        gauge = 'sluice_objects{kind="ImageRepository",ready="False"} 1.0'
+        while gauge not in http(f"{ep['services']['image_scan']}/metrics")[1].decode():
+            assert time.monotonic() < deadline, "the objects gauge never counted the ImageRepository"
             time.sleep(0.2)
 
         table = subprocess.run(
-            [sys.executable, "-m", "libs.cli.main", "--kubeconfig", ep["kubeconfig"], "get", "gitrepo", "-A"],
+            [sys.executable, "-m", "libs.cli.main", "--kubeconfig", ep["kubeconfig"], "get", "all", "-A"],
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=60,
             check=True,
-        ).stdout.splitlines()
-        assert table[0].split() == ["NAMESPACE", "NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
-        assert table[1].split()[:4] == ["flux-system", "podinfo", "False", "False"]
-        assert "does not reconcile GitRepository yet" in table[1]
+        ).stdout
+        rows = {
+            line.split()[1]: line.split() for line in table.splitlines() if line.startswith("flux-system")
+        }
+        assert rows["gitrepository/demo"][2:5] == [f"main@sha1:{commit}", "False", "True"]
+        assert rows["imagerepository/app"][2:4] == ["False", "False"]
+        assert "does not reconcile ImageRepository yet" in table
     finally:
         code, leftovers = up.stop()
     assert code == 0, up.output()
@@ -187,8 +214,8 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
     again = Up(state)
     try:
         ep = again.endpoints()
-        _, repo = asyncio.run(kube_objects(ep["kubeconfig"]))
-        assert repo is not None and repo["spec"]["url"] == "https://github.com/stefanprodan/podinfo"
+        _, repo, _ = asyncio.run(kube_objects(ep["kubeconfig"]))
+        assert repo is not None and repo["spec"]["url"] == git_url
     finally:
         code, leftovers = again.stop()
     assert code == 0 and not leftovers
