@@ -44,7 +44,7 @@ class ApplySettings(Settings):
         description="Largest build bundle (and manifests.yaml inside it) accepted, in bytes.",
     )
     apply_concurrency: int = Field(
-        8, gt=0, description="Objects of one apply stage written in parallel per Kustomization."
+        8, gt=0, description="Objects the service dry-runs and applies in parallel (over all Kustomizations)."
     )
     health_poll_interval: float = Field(
         0.5, gt=0, description="Seconds between two looks at the health-checked objects."

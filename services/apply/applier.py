@@ -50,6 +50,8 @@ from services.apply.manifests import (
 
 _IMMUTABLE = re.compile(r"is\simmutable|immutable\sfield|may not change once set|Forbidden: updates to")
 _SECRET_KINDS = frozenset({"Secret"})
+RECREATE_GRACE = 30.0
+"""Seconds a force-recreated object may take to disappear before it is created again."""
 # Fields the server owns that a dry-run may change without the object having drifted.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion")
 
@@ -134,6 +136,8 @@ class Applier:
 
     async def _recreate(self, obj: Obj, deadline: float) -> None:
         md = obj["metadata"]
+        # Once deleted the object must come back, even when the run's timeout is almost spent.
+        deadline = max(deadline, time.monotonic() + RECREATE_GRACE)
         await self.kube.delete(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"))
         while (
             await self.kube.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace")) is not None
