@@ -123,6 +123,10 @@ def _source_ref(raw: dict[str, Any]) -> ObjectRef:
     )
 
 
+def _same_object(a: ObjectRef, b: ObjectRef) -> bool:
+    return (a.kind, a.namespace, a.name) == (b.kind, b.namespace, b.name)
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -158,17 +162,20 @@ class Builder:
             Kustomization.api_version(), Kustomization.KIND, self.settings.watch_namespace or None
         )
         artifact = SourceArtifact(event.revision, event.digest, event.url)
-        busy = False
-        for raw in items:
-            ref = _source_ref(raw)
-            if (ref.kind, ref.namespace, ref.name) != (src.kind, src.namespace, src.name):
-                continue
-            try:
-                await self.build(raw, ref, artifact, force=None)
-            except LockBusy:
-                busy = True
-            await delivery.in_progress()
-        if busy:
+        matching = [raw for raw in items if _same_object(_source_ref(raw), src)]
+        limit = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(raw: dict[str, Any]) -> None:
+            async with limit:
+                await self.build(raw, _source_ref(raw), artifact, force=None)
+                await delivery.in_progress()
+
+        outcomes = await asyncio.gather(*(one(raw) for raw in matching), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        for error in errors:
+            if not isinstance(error, LockBusy):
+                raise error
+        if errors:
             raise RetryLater("another replica is building one of these Kustomizations", 1.0)
 
     async def on_request(self, request: ReconcileRequest, delivery: Delivery) -> None:
