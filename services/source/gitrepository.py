@@ -74,6 +74,8 @@ DIGEST_KEY = f"{GitRepository.GROUP}/{meta.META_DIGEST}"
 GIT_COMMIT_DURABLE = "source-git-commit"
 INCLUDE_DURABLE = "source-gitrepository-include"
 MAX_SUBMODULE_DEPTH = 5
+MAX_INCLUDE_WALK = 100
+INCLUDE_CYCLE = "IncludeCycle"
 
 
 class _Failure(Exception):
@@ -508,25 +510,47 @@ class GitRepositorySource:
         artifacts = []
         for include in obj.spec.include or []:
             name = include.repository.name
-            raw = await self.kube.get(GitRepository.api_version(), KIND, name, obj.namespace)
-            if raw is None:
-                raise _Failure(
-                    Result.failed(
-                        INCLUDE_NOT_FOUND,
-                        f"could not get resource for include '{name}': gitrepositories \"{name}\" not found",
-                    ),
-                    meta.INCLUDE_UNAVAILABLE,
-                )
-            other = GitRepository.model_validate(raw)
+            other = await self._get_include(obj, name)
             if other.status.artifact is None:
                 raise _Failure(
                     Result.failed(INCLUDE_NO_ARTIFACT, f"no artifact available for include '{name}'"),
                     meta.INCLUDE_UNAVAILABLE,
                 )
             artifacts.append(other.status.artifact)
+        await self._check_include_cycle(obj)
         if obj.spec.include:
             ctx.remove_condition(meta.INCLUDE_UNAVAILABLE)
         return artifacts
+
+    async def _get_include(self, obj: GitRepository, name: str) -> GitRepository:
+        raw = await self.kube.get(GitRepository.api_version(), KIND, name, obj.namespace)
+        if raw is None:
+            raise _Failure(
+                Result.failed(
+                    INCLUDE_NOT_FOUND,
+                    f"could not get resource for include '{name}': gitrepositories \"{name}\" not found",
+                ),
+                meta.INCLUDE_UNAVAILABLE,
+            )
+        return GitRepository.model_validate(raw)
+
+    async def _check_include_cycle(self, obj: GitRepository) -> None:
+        """An include chain leading back to this object would rebuild forever: stall instead."""
+        seen: set[str] = set()
+        pending = [(inc.repository.name, [obj.name]) for inc in obj.spec.include or []]
+        while pending:
+            name, chain = pending.pop()
+            if name == obj.name:
+                path = " -> ".join([*chain, name])
+                raise _Failure(
+                    Result.stall(INCLUDE_CYCLE, f"include cycle: {path}"), meta.INCLUDE_UNAVAILABLE
+                )
+            if name in seen or len(seen) > MAX_INCLUDE_WALK:
+                continue
+            seen.add(name)
+            raw = await self.kube.get(GitRepository.api_version(), KIND, name, obj.namespace)
+            for inc in ((raw or {}).get("spec") or {}).get("include") or []:
+                pending.append(((inc.get("repository") or {}).get("name", ""), [*chain, name]))
 
     async def _copy_includes(self, obj: GitRepository, artifacts: list[Any], tmp: Path, tree: Path) -> None:
         for i, (include, artifact) in enumerate(zip(obj.spec.include or [], artifacts, strict=True)):
@@ -590,7 +614,8 @@ class GitRepositorySource:
                     path=artifact.path,
                     size=artifact.size,
                 ),
-                msg_id=f"{KIND}/{obj.namespace}/{obj.name}@{artifact.digest}",
+                # The revision is part of the id: a new ref at the same content is news too.
+                msg_id=f"{KIND}/{obj.namespace}/{obj.name}@{artifact.digest}#{artifact.revision}",
             )
         else:
             artifact.last_update_time = previous.last_update_time if previous else artifact.last_update_time

@@ -554,3 +554,50 @@ async def test_https_basic_auth_and_bearer_token(env: Env) -> None:
         await env.ready_at("bearer", f"main@sha1:{sha}")
         conds = await env.failing("wrong", "AuthenticationFailed")
         assert "nope" not in conds["FetchFailed"]["message"]
+
+
+async def test_include_follows_the_included_repository_and_cycles_stall(env: Env) -> None:
+    await env.ssh_secret()
+    _, base_url, base1 = await env.new_repo("base", {"base.yaml": "b: 1\n"})
+    _, app_url, app = await env.new_repo("app", {"app.yaml": "a: 1\n"})
+    await env.create("base", base_url)
+    await env.ready_at("base", f"main@sha1:{base1}")
+    await env.create(
+        "app", app_url, include=[{"repository": {"name": "base"}, "fromPath": ".", "toPath": "lib"}]
+    )
+    obj = await env.ready_at("app", f"main@sha1:{app}")
+    first_digest = obj["status"]["artifact"]["digest"]
+
+    base2 = await env.commit(base_url, {"base.yaml": "b: 2\n"}, "b2")
+    await env.bus.publish(
+        GitCommit(
+            repository=ObjectRef(api_version=GV, kind=KIND, namespace=NS, name="base"),
+            branch="main",
+            commit=base2,
+            revision=f"main@sha1:{base2}",
+        )
+    )
+    await env.ready_at("base", f"main@sha1:{base2}")
+
+    async def rebuilt() -> dict[str, Any] | None:
+        obj = await env.get("app")
+        artifact = (obj.get("status") or {}).get("artifact") or {}
+        return obj if artifact.get("digest") not in (None, first_digest) else None
+
+    obj = await eventually(rebuilt, what="includer rebuilt")
+    assert obj["status"]["includedArtifacts"][0]["revision"] == f"main@sha1:{base2}"
+    tree = await env.download(obj["status"]["artifact"], env.tmp / "rebuilt")
+    assert (tree / "lib/base.yaml").read_text() == "b: 2\n"
+    assert [a.digest for a in env.ready_events("app")][-1] == obj["status"]["artifact"]["digest"]
+
+    # base including app would loop forever: it stalls.
+    await env.kube.patch(
+        GV, KIND, "base", {"spec": {"include": [{"repository": {"name": "app"}}]}}, namespace=NS
+    )
+
+    async def cycle() -> dict[str, Any] | None:
+        conds = await env.conditions("base")
+        return conds if conds.get("Stalled", {}).get("reason") == "IncludeCycle" else None
+
+    conds = await eventually(cycle, what="include cycle stall")
+    assert conds["Ready"]["message"] == "include cycle: base -> app -> base"
