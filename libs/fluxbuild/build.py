@@ -109,6 +109,11 @@ def _render(
     resources = built.resources
     for obj in resources:
         _check_object(obj)
+        if _sops_encrypted(obj):
+            raise FluxBuildError(
+                f"{object_id(obj)} is SOPS encrypted, configuring decryption is required for this secret"
+                " to be reconciled (spec.decryption is not supported yet)"
+            )
     if spec.post_build:
         variables = merge_variables(sources, spec.substitute)
         for name in variables:
@@ -185,6 +190,12 @@ def _check_object(obj: Any) -> None:
         raise FluxBuildError(
             f"failed to decode Kubernetes apiVersion, kind and name from: {object_id(obj or {})}"
         )
+
+
+def _sops_encrypted(obj: Mapping[str, Any]) -> bool:
+    """A manifest encrypted with SOPS carries a top-level ``sops`` map with its MAC."""
+    sops = obj.get("sops")
+    return isinstance(sops, dict) and ("mac" in sops or "lastmodified" in sops)
 
 
 def _opted_out(obj: Mapping[str, Any]) -> bool:

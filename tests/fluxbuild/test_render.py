@@ -417,3 +417,24 @@ def test_quoted_templates_stay_strings_and_plain_ones_are_typed(tmp_path: Path) 
     obj = build(tmp_path, {"postBuild": {"substitute": variables}}).resources[0]
     assert obj["data"] == {"quoted": "3", "single": "true", "block": "n=3\n"}
     assert obj["spec"] == {"count": 3, "enabled": True, "list": ["a", "b"], "nothing": None}
+
+
+def test_sops_encrypted_secrets_are_refused_without_decryption(tmp_path: Path) -> None:
+    secret = """\
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: creds
+      namespace: apps
+    stringData:
+      token: ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]
+    sops:
+      mac: ENC[AES256_GCM,data:xyz=,iv:a=,tag:b=,type:str]
+      lastmodified: "2026-01-01T00:00:00Z"
+      version: 3.9.0
+    """
+    write(tmp_path, {"secret.yaml": secret})
+    with pytest.raises(
+        FluxBuildError, match="Secret/apps/creds is SOPS encrypted, configuring decryption is required"
+    ):
+        build(tmp_path, {})
