@@ -44,7 +44,7 @@ def resolve_submodule_url(parent: str, url: str) -> str:
     base = parts.path.rstrip("/")
     for segment in url.split("/"):
         if segment == "..":
-            base = posixpath.dirname(base)
+            base = posixpath.dirname(base).rstrip("/")
         elif segment not in (".", ""):
             base = f"{base}/{segment}"
     return urlunsplit((parts.scheme, parts.netloc, base, parts.query, parts.fragment))
