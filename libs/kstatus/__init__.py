@@ -2,10 +2,13 @@
 
 The rules of sigs.k8s.io/cli-utils `kstatus`, which Flux's health checks use: `compute(obj)` says
 whether an object is `Current` (reconciled and healthy), `InProgress`, `Failed`, `Terminating`
-or `NotFound`, with a message a user can act on. No I/O: callers read the objects (the apply
+or `NotFound`, with a message a user can act on. `CustomCheck` evaluates Flux's `healthCheckExprs`
+(CEL, a safe subset in `libs.kstatus.cel`) for the groups and kinds they name. No I/O: callers read the objects (the apply
 service polls them, the CLI prints them, HelmRelease reuses the same rules).
 """
 
+from libs.kstatus.cel import CelError
+from libs.kstatus.custom import CustomCheck
 from libs.kstatus.status import (
     CURRENT,
     FAILED,
@@ -25,6 +28,8 @@ __all__ = [
     "NOT_FOUND",
     "TERMINATING",
     "UNKNOWN",
+    "CelError",
+    "CustomCheck",
     "ObjectStatus",
     "compute",
     "is_done",
