@@ -8,8 +8,9 @@ the same spec in-process with `serve()` (see tests/harness/services.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from aiohttp import web
 from libs.common.bus import Bus
 from libs.common.kube import Kube
 from libs.common.reconcile import Controller, Reconciler
-from libs.common.runtime.service import ServiceRuntime, run_service
+from libs.common.runtime.service import EXIT_OK, ServiceRuntime, run_service
 from libs.common.runtime.settings import Settings, parse_host_port
 
 S = TypeVar("S", bound=Settings)
@@ -70,6 +71,13 @@ async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
     """Connect, start one controller per owned kind (and the setup hook), run until stopped, drain."""
     settings = runtime.settings
     name, setup = spec.name, spec.setup
+    started = False
+
+    async def startup_done() -> bool:
+        return started
+
+    # Registered before anything else, so /readyz is never vacuously ready while connecting.
+    runtime.add_check("started", startup_done)
     kube = Kube.from_config(settings.kubeconfig or None)
     bus = await Bus.connect(
         settings.nats_url,
@@ -80,15 +88,9 @@ async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
         tracer=runtime.tracing.tracer,
     )
 
-    started = False
-
     async def bus_ready() -> bool:
         return bus.ready()
 
-    async def startup_done() -> bool:
-        return started
-
-    runtime.add_check("started", startup_done)
     runtime.add_check("nats", bus_ready)
     runtime.add_check("kubernetes", kube.ping)
     app = App(name, runtime, bus, kube)
@@ -122,6 +124,56 @@ async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
         await bus.close(grace=runtime.grace_remaining() or 5.0)
         with contextlib.suppress(Exception):
             await kube.close()
+
+
+@dataclass
+class InProcess:
+    """A service started with `in_process`: its runtime (settings, health URL, metrics)."""
+
+    runtime: ServiceRuntime[Any]
+
+    @property
+    def url(self) -> str:
+        return self.runtime.health.url
+
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    spec: ServiceSpec, *, timeout: float = 30.0, **settings: Any
+) -> AsyncIterator[InProcess]:
+    """Run `spec` on the current event loop exactly as its `__main__` does (tests, benchmarks).
+
+    Settings default to a free health port and text logs; the service is stopped, gracefully, on exit.
+    """
+    values = {"http_addr": "127.0.0.1:0", "log_format": "text", "shutdown_grace": 5.0, **settings}
+    runtime: ServiceRuntime[Any] = ServiceRuntime(spec.settings(**values))
+
+    async def main(rt: ServiceRuntime[Any]) -> None:
+        await serve(rt, spec)
+
+    task = asyncio.create_task(runtime.run(main), name=f"service-{spec.name}")
+    try:
+        async with asyncio.timeout(timeout):
+            while not (runtime.health.started and await _all_ready(runtime)):
+                if task.done():
+                    raise RuntimeError(f"{spec.name} stopped during startup (exit {task.result()})")
+                await asyncio.sleep(0.05)
+        yield InProcess(runtime)
+    finally:
+        if not task.done():
+            runtime.request_stop("in-process run finished")
+        code = await task
+        if code != EXIT_OK:
+            raise RuntimeError(f"{spec.name} exited with status {code}")
+
+
+async def _all_ready(runtime: ServiceRuntime[Any]) -> bool:
+    results = await runtime.health.run_checks()
+    return bool(results) and all(r.ok for r in results)
 
 
 def run(spec: ServiceSpec) -> None:

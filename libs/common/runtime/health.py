@@ -193,7 +193,9 @@ class HealthServer:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         results = await self.run_checks()
-        ready = all(r.ok for r in results) and not self._shutting_down
+        # No checks means nothing has said the process is ready yet (a service registers its
+        # first check before it connects anything), so an empty set is not ready.
+        ready = bool(results) and all(r.ok for r in results) and not self._shutting_down
         body: dict[str, Any] = {"ready": ready, "checks": {r.name: r.as_dict() for r in results}}
         if self._shutting_down:
             body["shutting_down"] = True

@@ -138,7 +138,7 @@ async def test_service_routes_share_the_server(client: aiohttp.ClientSession) ->
             server.add_routes([web.get("/late", artifact)])
 
 
-async def test_no_checks_means_ready_and_duplicates_are_refused(client: aiohttp.ClientSession) -> None:
+async def test_no_checks_means_not_ready_and_duplicates_are_refused(client: aiohttp.ClientSession) -> None:
     server = HealthServer("127.0.0.1:0", Metrics("svc"))
 
     async def ok() -> bool:
@@ -149,8 +149,8 @@ async def test_no_checks_means_ready_and_duplicates_are_refused(client: aiohttp.
         server.add_check("bus", ok)
     server.remove_check("bus")
     async with server, client.get(f"{server.url}/readyz") as response:
-        assert response.status == 200
-        assert await response.json() == {"ready": True, "checks": {}}
+        assert response.status == 503, "nothing has said the process is ready yet"
+        assert await response.json() == {"ready": False, "checks": {}}
 
 
 async def test_unspecified_host_is_reported_as_loopback(client: aiohttp.ClientSession) -> None:

@@ -192,6 +192,10 @@ async def test_two_runtimes_in_one_process(tmp_path: Path) -> None:
     """Without own_process the runtime leaves signals, root logging and the global tracer alone."""
 
     async def serve(runtime: ServiceRuntime[Settings]) -> None:
+        async def up() -> bool:
+            return True
+
+        runtime.add_check("up", up)  # as a service does before it reports ready
         async with aiohttp.ClientSession() as client, client.get(f"{runtime.health.url}/readyz") as response:
             assert response.status == 200
         with runtime.tracing.span("step"):
