@@ -2,8 +2,9 @@
 
 It owns no kind. It consumes `artifact.ready` (every Kustomization whose `sourceRef` names that
 source is rendered at the artifact in the event) and `reconcile.request` for Kustomizations (the
-apply service's controller publishes them on spec changes, intervals and requestedAt; the source's
-current `status.artifact` is rendered). It publishes `build.ready` with a stored bundle, or
+apply service's controller publishes them on spec changes, intervals and requestedAt). Under a
+per-Kustomization lease the object is read fresh and rendered at its source's newest announced
+artifact (falling back to `status.artifact`), so racing triggers never publish an older state last. It publishes `build.ready` with a stored bundle, or
 `build.failed` with Flux's reason and a message naming the file and line. Rendering runs in a
 worker thread (libs.fluxbuild), so a big build never stalls the event loop.
 
@@ -161,16 +162,15 @@ class Builder:
         items, _ = await self.app.kube.list_objects(
             Kustomization.api_version(), Kustomization.KIND, self.settings.watch_namespace or None
         )
-        artifact = SourceArtifact(event.revision, event.digest, event.url)
-        matching = [raw for raw in items if _same_object(_source_ref(raw), src)]
+        matching = [_ks_ref(raw) for raw in items if _same_object(_source_ref(raw), src)]
         limit = asyncio.Semaphore(self.settings.concurrency)
 
-        async def one(raw: dict[str, Any]) -> None:
+        async def one(ks: ObjectRef) -> None:
             async with limit:
-                await self.build(raw, _source_ref(raw), artifact, force=None)
+                await self.build(ks, force=None, trigger=src)
                 await delivery.in_progress()
 
-        outcomes = await asyncio.gather(*(one(raw) for raw in matching), return_exceptions=True)
+        outcomes = await asyncio.gather(*(one(ks) for ks in matching), return_exceptions=True)
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         for error in errors:
             if not isinstance(error, LockBusy):
@@ -179,57 +179,64 @@ class Builder:
             raise RetryLater("another replica is building one of these Kustomizations", 1.0)
 
     async def on_request(self, request: ReconcileRequest, delivery: Delivery) -> None:
-        """Render one Kustomization at its source's current artifact."""
-        obj = request.object
-        raw = await self.app.kube.get(
-            Kustomization.api_version(), Kustomization.KIND, obj.name, obj.namespace
-        )
-        if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
-            return
-        ref = _source_ref(raw)
+        """Render one Kustomization at its source's newest artifact."""
         force = request.requested_at if request.reason == "requested" else None
         try:
-            artifact = await self._current_artifact(raw, ref)
-            if artifact is None:
-                return
-            await self.build(raw, ref, artifact, force=force)
+            await self.build(request.object, force=force, trigger=None)
         except LockBusy:
             raise RetryLater("another replica is building this Kustomization", 1.0) from None
 
-    async def _current_artifact(self, raw: dict[str, Any], ref: ObjectRef) -> SourceArtifact | None:
-        """The source's `status.artifact`; publishes ArtifactFailed (and returns None) when there is none."""
-        if bool((raw.get("spec") or {}).get("suspend")):
-            return None
+    # --- one build --------------------------------------------------------------------------------
+
+    async def build(self, ks: ObjectRef, *, force: str | None, trigger: ObjectRef | None) -> None:
+        """Render Kustomization `ks` and publish build.ready or build.failed (idempotent).
+
+        Under the Kustomization's lease, the object is read fresh and rendered at its source's
+        newest artifact, so two triggers racing never publish an older state last. `trigger` is
+        the source of an artifact.ready: when the Kustomization no longer uses it, nothing is done.
+        """
+        lease = f"build/{Kustomization.KIND}/{ks.namespace}/{ks.name}"
+        async with self.app.bus.lease(lease):
+            raw = await self.app.kube.get(
+                Kustomization.api_version(), Kustomization.KIND, ks.name, ks.namespace
+            )
+            if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
+                return
+            if bool((raw.get("spec") or {}).get("suspend")):
+                return
+            ref = _source_ref(raw)
+            if trigger is not None and not _same_object(ref, trigger):
+                return
+            artifact = await self._source_artifact(raw, ref)
+            if artifact is not None:
+                await self._build_locked(raw, ref, artifact, force)
+
+    async def _source_artifact(self, raw: dict[str, Any], ref: ObjectRef) -> SourceArtifact | None:
+        """The source's newest artifact; publishes ArtifactFailed (and returns None) when there is none.
+
+        Source announces an artifact (artifact.ready) before it records it in `status.artifact`,
+        so the newest announcement on the stream wins over the status, which is the fallback.
+        """
         shown = f"{ref.kind}/{ref.namespace}/{ref.name}"
         if ref.kind not in SUPPORTED_SOURCE_KINDS:
-            await self._failed(
-                raw, ref, "", None, meta.ARTIFACT_FAILED, f"source kind '{ref.kind}' is not supported"
-            )
+            message = f"source kind '{ref.kind}' is not supported"
+            await self._failed(raw, ref, "", None, meta.ARTIFACT_FAILED, message)
             return None
         source = await self.app.kube.get(SOURCE_API_VERSION, ref.kind, ref.name, ref.namespace)
         if source is None:
             await self._failed(raw, ref, "", None, meta.ARTIFACT_FAILED, f"Source '{shown}' not found")
             return None
+        subject = subj.subject(names.ARTIFACT_READY, ref.kind, ref.namespace, ref.name)
+        announced = await self.app.bus.last(subject, ArtifactReady)
+        if announced is not None:
+            return SourceArtifact(announced.revision, announced.digest, announced.url)
         art = (source.get("status") or {}).get("artifact") or {}
         if not art.get("url") or not art.get("digest"):
             retry = f"{self.settings.source_retry_seconds:g}s"
-            await self._failed(
-                raw, ref, "", None, meta.ARTIFACT_FAILED, f"Source artifact not found, retrying in {retry}"
-            )
+            message = f"Source artifact not found, retrying in {retry}"
+            await self._failed(raw, ref, "", None, meta.ARTIFACT_FAILED, message)
             return None
         return SourceArtifact(str(art.get("revision") or ""), str(art["digest"]), str(art["url"]))
-
-    # --- one build --------------------------------------------------------------------------------
-
-    async def build(
-        self, raw: dict[str, Any], ref: ObjectRef, artifact: SourceArtifact, *, force: str | None
-    ) -> None:
-        """Render `raw` at `artifact` and publish build.ready or build.failed (idempotent)."""
-        if bool((raw.get("spec") or {}).get("suspend")):
-            return
-        ks = _ks_ref(raw)
-        async with self.app.bus.lease(f"build/{Kustomization.KIND}/{ks.namespace}/{ks.name}"):
-            await self._build_locked(raw, ref, artifact, force)
 
     async def _build_locked(
         self, raw: dict[str, Any], ref: ObjectRef, artifact: SourceArtifact, force: str | None

@@ -75,7 +75,9 @@ class Env:
     source_store: LocalStore
     source_url: str
 
-    async def publish_source(self, name: str, files: dict[str, str], revision: str) -> Artifact:
+    async def publish_source(
+        self, name: str, files: dict[str, str], revision: str, *, record_status: bool = True
+    ) -> Artifact:
         """Play source: store the tree as GitRepository `name`'s artifact, set its status, announce it."""
         tree = self.tmp / f"tree-{name}-{revision[-6:]}"
         for rel, text in files.items():
@@ -92,8 +94,9 @@ class Env:
             revision=revision,
             base_url=self.source_url,
         )
-        status = {"artifact": artifact.model_dump(by_alias=True, exclude_none=True)}
-        await self.kube.patch_status(GIT, "GitRepository", name, NS, status, field_manager="test-source")
+        if record_status:
+            status = {"artifact": artifact.model_dump(by_alias=True, exclude_none=True)}
+            await self.kube.patch_status(GIT, "GitRepository", name, NS, status, field_manager="test-source")
         await self.bus.publish(
             ArtifactReady(
                 source=ObjectRef(api_version=GIT, kind="GitRepository", namespace=NS, name=name),
@@ -336,3 +339,24 @@ async def test_suspended_kustomization_is_not_built(env: Env) -> None:
     assert (
         await env.bus.last(subj.subject(names.BUILD_READY, "Kustomization", NS, "paused"), BuildReady) is None
     )
+
+
+async def test_requests_render_the_newest_announced_artifact_not_an_older_status(env: Env) -> None:
+    # source announces an artifact before it records it in status.artifact
+    await env.kube.create(git_repository("repo"))
+    await env.kube.create(kustomization("web", "repo"))
+    old = "main@sha1:" + "6" * 40
+    await env.publish_source("repo", {"svc.yaml": SERVICE}, old)
+    first, seq = await env.wait(names.BUILD_READY, BuildReady, "web")
+    assert first.revision == old
+    new = "main@sha1:" + "7" * 40
+    await env.publish_source(
+        "repo", {"svc.yaml": SERVICE.replace("port: 80", "port: 81")}, new, record_status=False
+    )
+    second, seq2 = await env.wait(names.BUILD_READY, BuildReady, "web", after=seq)
+    assert second.revision == new
+    ref = ObjectRef(api_version=KS, kind="Kustomization", namespace=NS, name="web")
+    await env.bus.publish(ReconcileRequest(object=ref, reason="requested", requested_at="now"))
+    third, _ = await env.wait(names.BUILD_READY, BuildReady, "web", after=seq2)
+    assert third.revision == new
+    assert "port: 81" in await read_bundle(third)
