@@ -122,8 +122,10 @@ class Accumulator:
                 merged = {**(old.obj.get(data_field) or {}), **(res.obj.get(data_field) or {})}
                 if merged:
                     res.obj[data_field] = merged
-        behavior = res.behavior
+        behavior, needs_hash = res.behavior, res.needs_hash
         res.copy_bookkeeping_from(old)
+        # a hash suffix disabled by either generator stays disabled (kustomize v5.5.0 behaviour)
+        res.needs_hash = needs_hash and old.needs_hash
         if behavior == "merge" or res.origin is None:
             # merge keeps the original's origin; replace takes the new generator's
             res.origin = old.origin if old.origin is not None else res.origin

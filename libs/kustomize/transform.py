@@ -404,6 +404,7 @@ class _NameRefFilter:
             ids = ", ".join(str(r.cur_id()) for r in found)
             raise KustomizeError(
                 f"updating name reference in '{self.spec.path}' field of '{ref_id}': "
+                f"considering field '{self.spec.path}' of object {ref_id}: "
                 f"found multiple possible referrals: {ids}"
             )
         return found[0] if found else None
