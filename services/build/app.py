@@ -1,12 +1,13 @@
 """The build service: renders Kustomizations when their source has a new artifact.
 
 It owns no kind. It consumes `artifact.ready` (every Kustomization whose `sourceRef` names that
-source is rendered at the artifact in the event) and `reconcile.request` for Kustomizations (the
-apply service's controller publishes them on spec changes, intervals and requestedAt). Under a
-per-Kustomization lease the object is read fresh and rendered at its source's newest announced
-artifact (falling back to `status.artifact`), so racing triggers never publish an older state last. It publishes `build.ready` with a stored bundle, or
-`build.failed` with Flux's reason and a message naming the file and line. Rendering runs in a
-worker thread (libs.fluxbuild), so a big build never stalls the event loop.
+source is rendered) and `reconcile.request` for Kustomizations (the apply service's controller
+publishes them on spec changes, intervals and requestedAt). Under a per-Kustomization lease the
+object is read fresh and rendered at its source's newest announced artifact (falling back to
+`status.artifact`), so racing triggers never publish an older state last. It publishes
+`build.ready` with a stored bundle, or `build.failed` with Flux's reason and a message naming the
+file and line. Rendering runs in a worker thread (libs.fluxbuild), so a big build never stalls
+the event loop.
 
 The bundle contract with apply is in docs/kustomization-build.md.
 """
