@@ -46,6 +46,7 @@ from libs.common.artifacts import (
 from libs.common.bus import Delivery, LockBusy, RetryLater
 from libs.common.events import ArtifactReady, BuildFailed, BuildReady, ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
+from libs.common.kube import KubeError
 from libs.common.runtime.redact import sanitize_message
 from libs.common.runtime.settings import Settings, parse_host_port
 from libs.fluxbuild import (
@@ -366,11 +367,20 @@ class Builder:
         sensitive: set[str] = set()
         for item in (spec_raw.get("postBuild") or {}).get("substituteFrom") or []:
             kind, name = str(item.get("kind") or ""), str(item.get("name") or "")
-            obj = (
-                await self.app.kube.get("v1", kind, name, namespace)
-                if kind in ("ConfigMap", "Secret")
-                else None
-            )
+            try:
+                obj = (
+                    await self.app.kube.get("v1", kind, name, namespace)
+                    if kind in ("ConfigMap", "Secret")
+                    else None
+                )
+            except KubeError as exc:
+                if exc.code not in (401, 403):
+                    raise  # transient: the bus retries with backoff
+                message = f"substitute from '{kind}/{name}' error: {exc}"
+                await self._failed(
+                    raw, ref, artifact.revision, artifact.digest, meta.BUILD_FAILED, message, force
+                )
+                return None, sensitive
             if obj is None:
                 if item.get("optional") and kind in ("ConfigMap", "Secret"):
                     continue
