@@ -360,3 +360,22 @@ async def test_requests_render_the_newest_announced_artifact_not_an_older_status
     third, _ = await env.wait(names.BUILD_READY, BuildReady, "web", after=seq2)
     assert third.revision == new
     assert "port: 81" in await read_bundle(third)
+
+
+async def test_missing_substitute_from_fails_then_builds_once_it_exists(env: Env) -> None:
+    await env.kube.create(git_repository("repo"))
+    post_build = {"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]}
+    await env.kube.create(kustomization("web", "repo", postBuild=post_build))
+    await env.publish_source("repo", {"deploy.yaml": DEPLOYMENT}, "main@sha1:" + "8" * 40)
+    failed, seq = await env.wait(names.BUILD_FAILED, BuildFailed, "web")
+    assert failed.reason == "BuildFailed"
+    assert failed.message == "substitute from 'ConfigMap/vars' error: configmaps \"vars\" not found"
+    data = {"cluster": "eu-1", "token": "t"}
+    await env.kube.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "vars", "namespace": NS}, "data": data}
+    )
+    ref = ObjectRef(api_version=KS, kind="Kustomization", namespace=NS, name="web")
+    await env.bus.publish(ReconcileRequest(object=ref, reason="interval"))
+    ready, ready_seq = await env.wait(names.BUILD_READY, BuildReady, "web")
+    assert ready_seq > seq  # not swallowed by the failure's de-duplication
+    assert "value: eu-1" in await read_bundle(ready)
