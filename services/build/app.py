@@ -454,7 +454,20 @@ class Builder:
 async def setup(app: App) -> None:
     settings: BuildSettings = app.settings
     store = store_from_url(settings.artifact_store)
-    served = await app.serve_http(artifact_app(store), settings.artifact_addr)
+    try:
+        served = await app.serve_http(artifact_app(store), settings.artifact_addr)
+    except OSError as exc:
+        # A busy port (a second `sluice up`, a Pushgateway on 9091) must not keep the service down:
+        # serve on a free port instead; BuildReady.url always names the address actually served.
+        host, port = parse_host_port(settings.artifact_addr)
+        if port == 0:
+            raise
+        fallback = f"[{host}]:0" if ":" in host else f"{host}:0"
+        app.runtime.log.warning(
+            "bundle address busy, serving on a free port",
+            extra={"addr": settings.artifact_addr, "error": str(exc)},
+        )
+        served = await app.serve_http(artifact_app(store), fallback)
     base_url = settings.artifact_base_url or _advertised(served)
     builder = Builder(app, store, base_url)
     app.runtime.log.info("serving build bundles", extra={"url": base_url})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import socket
 import tarfile
 import textwrap
 from collections.abc import AsyncIterator
@@ -74,6 +75,7 @@ class Env:
     tmp: Path
     source_store: LocalStore
     source_url: str
+    busy_port: int | None = None
 
     async def publish_source(
         self, name: str, files: dict[str, str], revision: str, *, record_status: bool = True
@@ -153,7 +155,14 @@ async def read_bundle(ready: BuildReady) -> str:
 
 
 @pytest.fixture
-async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+async def env(nats_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    busy: socket.socket | None = None
+    artifact_addr = "127.0.0.1:0"
+    if getattr(request, "param", None) == "busy-port":
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        artifact_addr = f"127.0.0.1:{busy.getsockname()[1]}"
     async with KubeEmulator() as emu:
         kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
         kube = Kube.from_config(str(kubeconfig))
@@ -173,10 +182,13 @@ async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
                 nats_url=nats_url,
                 kubeconfig=str(kubeconfig),
                 artifact_store=f"file://{tmp_path / 'bundles'}",
-                artifact_addr="127.0.0.1:0",
+                artifact_addr=artifact_addr,
             ):
-                yield Env(kube, bus, tmp_path, source_store, f"http://127.0.0.1:{port}")
+                busy_port = busy.getsockname()[1] if busy is not None else None
+                yield Env(kube, bus, tmp_path, source_store, f"http://127.0.0.1:{port}", busy_port)
         finally:
+            if busy is not None:
+                busy.close()
             await bus.close(grace=1)
             await runner.cleanup()
             await kube.close()
@@ -379,3 +391,15 @@ async def test_missing_substitute_from_fails_then_builds_once_it_exists(env: Env
     ready, ready_seq = await env.wait(names.BUILD_READY, BuildReady, "web")
     assert ready_seq > seq  # not swallowed by the failure's de-duplication
     assert "value: eu-1" in await read_bundle(ready)
+
+
+@pytest.mark.parametrize("env", ["busy-port"], indirect=True)
+async def test_a_busy_bundle_port_falls_back_to_a_free_one(env: Env) -> None:
+    assert env.busy_port is not None
+    await env.kube.create(git_repository("repo"))
+    await env.kube.create(kustomization("web", "repo"))
+    await env.publish_source("repo", {"svc.yaml": SERVICE}, "main@sha1:" + "9" * 40)
+    ready, _ = await env.wait(names.BUILD_READY, BuildReady, "web")
+    assert ready.url.startswith("http://127.0.0.1:")
+    assert f":{env.busy_port}/" not in ready.url
+    assert "kind: Service" in await read_bundle(ready)
