@@ -574,7 +574,7 @@ def parse_resources(raw: bytes, where: str) -> list[Resource]:
 
 def _add_object(doc: Any, out: list[Resource], where: str) -> None:
     if not isinstance(doc, dict):
-        raise KustomizeError(f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
+        raise KustomizeError(f"missing Resource metadata (expected a Kubernetes object, got {type(doc).__name__})")
     if not doc:
         return
     kind = doc.get("kind")
@@ -586,7 +586,7 @@ def _add_object(doc: Any, out: list[Resource], where: str) -> None:
             _add_object(item, out, where)
         return
     if not kind:
-        raise KustomizeError(f"{where}: missing kind in object {_short(doc)}")
+        raise KustomizeError(f"missing kind in object {_short(doc)}")
     bad_key = _non_string_key(doc)
     if bad_key is not None:
         raise KustomizeError(
@@ -595,7 +595,7 @@ def _add_object(doc: Any, out: list[Resource], where: str) -> None:
         )
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
-        raise KustomizeError(f"{where}: missing metadata.name in object {_short(doc)}")
+        raise KustomizeError(f"missing metadata.name in object {_short(doc)}")
     out.append(Resource(doc))
 
 
