@@ -371,7 +371,9 @@ class Controller(Generic[T]):
             "sluice.name": name,
             "sluice.trigger": request.reason if request else "direct",
         }
-        with self.bus.tracer.start_as_current_span(f"reconcile {self.kind.KIND}", attributes=attributes) as span:
+        with self.bus.tracer.start_as_current_span(
+            f"reconcile {self.kind.KIND}", attributes=attributes
+        ) as span:
             result = await self._reconcile(namespace, name, request)
             if result is not None:
                 span.set_attribute("sluice.result", result.state)
