@@ -12,8 +12,6 @@ here only trigger it:
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from pydantic import Field
@@ -49,12 +47,6 @@ class ApplySettings(Settings):
     health_poll_interval: float = Field(
         0.5, gt=0, description="Seconds between two looks at the health-checked objects."
     )
-    dependency_status_wait: float = Field(
-        10.0,
-        ge=0,
-        description="Seconds an apply.done handler waits for the dependency's Ready status to be "
-        "visible before it triggers the Kustomizations that depend on it.",
-    )
 
 
 def _ref(namespace: str, name: str) -> ObjectRef:
@@ -65,7 +57,11 @@ def _reconcilers(app: App) -> list[Any]:
     settings: ApplySettings = app.settings
     applier = Applier(app.kube, concurrency=settings.apply_concurrency, poll=settings.health_poll_interval)
     kustomizations = KustomizationReconciler(
-        bus=app.bus, kube=app.kube, max_bundle_bytes=settings.bundle_max_bytes, applier=applier
+        bus=app.bus,
+        kube=app.kube,
+        max_bundle_bytes=settings.bundle_max_bytes,
+        applier=applier,
+        service=SERVICE,
     )
     return [kustomizations.reconciler(), unimplemented(HelmRelease, SERVICE)]
 
@@ -73,26 +69,6 @@ def _reconcilers(app: App) -> list[Any]:
 async def _request(app: App, namespace: str, name: str, reason: str, msg_id: str) -> None:
     payload = ReconcileRequest(object=_ref(namespace, name), reason=reason)  # type: ignore[arg-type]
     await app.bus.publish(payload, msg_id=msg_id)
-
-
-async def _dependency_visible(app: App, done: ApplyDone, wait: float) -> None:
-    """Wait (bounded) until the dependency's status shows what apply.done announced: the controller
-    writes the status right after the run that published the event."""
-    ref = done.object
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        raw = await app.kube.get(Kustomization.api_version(), KIND, ref.name, ref.namespace)
-        if raw is None:
-            return
-        ks = Kustomization.model_validate(raw)
-        ready = meta.get_condition(ks.get_conditions(), meta.READY)
-        if (
-            ready is not None
-            and ready.status == meta.CONDITION_TRUE
-            and ks.status.last_applied_revision == done.revision
-        ):
-            return
-        await asyncio.sleep(0.05)
 
 
 async def setup(app: App) -> None:
@@ -111,7 +87,7 @@ async def setup(app: App) -> None:
     async def on_apply_done(done: ApplyDone, delivery: Delivery) -> None:
         if not done.ready:
             return
-        await _dependency_visible(app, done, settings.dependency_status_wait)
+        # The status this apply.done announces is already written (see _persist_ready).
         dep = done.object
         items, _ = await app.kube.list_objects(
             Kustomization.api_version(), KIND, settings.watch_namespace or None

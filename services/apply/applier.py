@@ -29,7 +29,7 @@ from libs.common import names
 from libs.common.events import Change
 from libs.common.kube import Kube, KubeError, NotFound
 from libs.common.runtime.redact import sanitize_message
-from libs.kstatus import CURRENT, FAILED, ObjectStatus, compute
+from libs.kstatus import CURRENT, FAILED, CustomCheck, ObjectStatus, compute
 from services.apply.manifests import (
     CRD_KIND,
     SSA_IF_NOT_PRESENT,
@@ -308,19 +308,25 @@ class Applier:
 
     # --- health --------------------------------------------------------------------------------
 
-    async def _status(self, ref: tuple[str, ObjMeta]) -> ObjectStatus:
+    async def _status(self, ref: tuple[str, ObjMeta], custom: Sequence[CustomCheck]) -> ObjectStatus:
         api_version, ident = ref
         try:
             live = await self.kube.get(api_version, ident.kind, ident.name, ident.namespace or None)
         except NotFound:
             live = None
+        for check in custom:
+            if check.matches(api_version, ident.kind):
+                return check.status(live)
         return compute(live)
 
-    async def wait_healthy(self, refs: Sequence[tuple[str, ObjMeta]], *, timeout: float) -> tuple[bool, str]:
-        """(healthy, message): Flux's texts, naming every object that is not Current."""
+    async def wait_healthy(
+        self, refs: Sequence[tuple[str, ObjMeta]], *, timeout: float, custom: Sequence[CustomCheck] = ()
+    ) -> tuple[bool, str]:
+        """(healthy, message): Flux's texts, naming every object that is not Current. Objects
+        matched by a `custom` check (healthCheckExprs) are judged by it instead of kstatus."""
         started = time.monotonic()
         while True:
-            statuses = await asyncio.gather(*(self._status(ref) for ref in refs))
+            statuses = await asyncio.gather(*(self._status(ref, custom) for ref in refs))
             elapsed = time.monotonic() - started
             failed = [(ref, st) for ref, st in zip(refs, statuses, strict=True) if st.status == FAILED]
             waiting = [(ref, st) for ref, st in zip(refs, statuses, strict=True) if st.status != CURRENT]

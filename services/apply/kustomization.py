@@ -2,8 +2,10 @@
 
 Steps, in order (each returns a Result to end the run, or None to go on):
 
-1. `check_spec` — fields Sluice cannot honour: `kubeConfig` stalls (applying a remote cluster's
-   manifests to this one would be wrong); the others are recorded in the Ready message.
+1. `check_spec` — `healthCheckExprs` and `dependsOn[].readyExpr` are compiled (an invalid CEL
+   expression stalls with `InvalidCELExpression`); fields Sluice cannot honour: `kubeConfig`
+   stalls (applying a remote cluster's manifests to this one would be wrong), the others are
+   recorded in the Ready message.
 2. `newest_build` — the newest of the Kustomization's `build.ready` and `build.failed` on the
    stream: none yet → waiting; a failure newer than the last good build → failed with the build's
    reason and message, cluster untouched; a build of an older generation → waiting for the build.
@@ -30,9 +32,12 @@ from libs.common.artifacts import ArtifactError, fetch_artifact
 from libs.common.bus import Bus, Stored
 from libs.common.events import ApplyDone, BuildFailed, BuildReady, Change, ObjectRef
 from libs.common.events import subjects as subj
-from libs.common.kube import Kube
-from libs.common.reconcile import Context, Reconciler, Result
+from libs.common.kube import Kube, KubeError
+from libs.common.reconcile import Context, Reconciler, Result, summarize
+from libs.common.reconcile.runner import status_json
 from libs.common.runtime.redact import sanitize_message
+from libs.kstatus import CelError, CustomCheck
+from libs.kstatus.cel import Expression, parse
 from services.apply.applier import Applier, Entry
 from services.apply.manifests import (
     BundleError,
@@ -57,6 +62,8 @@ class _Run:
 
     build: BuildReady | None = None
     notes: list[str] = field(default_factory=list)
+    custom_checks: list[CustomCheck] = field(default_factory=list)
+    ready_exprs: dict[int, Expression] = field(default_factory=dict)
 
 
 def _run(ctx: Context[Kustomization]) -> _Run:
@@ -140,6 +147,7 @@ class KustomizationReconciler:
     kube: Kube
     max_bundle_bytes: int
     applier: Applier
+    service: str = "apply"
 
     def reconciler(self) -> Reconciler[Kustomization]:
         return Reconciler(
@@ -148,28 +156,47 @@ class KustomizationReconciler:
             finalize=[self.garbage_collect],
         )
 
-    # --- 1. fields we cannot honour --------------------------------------------------------------
+    # --- 1. the spec: CEL expressions, fields we cannot honour -----------------------------------
 
     async def check_spec(self, ctx: Context[Kustomization]) -> Result | None:
         spec = ctx.obj.spec
+        run = _run(ctx)
         if spec.kube_config is not None:
             return Result.stall(
                 UNSUPPORTED_FIELD,
                 "spec.kubeConfig is not supported by Sluice yet: remote clusters cannot be targeted, "
                 "and nothing was applied",
             )
-        notes = _run(ctx).notes
+        try:
+            for expr in spec.health_check_exprs or []:
+                run.custom_checks.append(
+                    CustomCheck.compile(
+                        expr.api_version,
+                        expr.kind,
+                        current=expr.current,
+                        in_progress=expr.in_progress,
+                        failed=expr.failed,
+                    )
+                )
+            for i, dep in enumerate(spec.depends_on or []):
+                if dep.ready_expr:
+                    try:
+                        run.ready_exprs[i] = parse(dep.ready_expr)
+                    except CelError as exc:
+                        raise CelError(
+                            f"readyExpr {dep.ready_expr!r} of dependency '{dep.name}': {exc}"
+                        ) from None
+        except CelError as exc:
+            return Result.stall(meta.INVALID_CEL_EXPRESSION, f"invalid CEL expression: {exc}")
         if spec.service_account_name:
-            notes.append(
+            run.notes.append(
                 f"spec.serviceAccountName {spec.service_account_name!r} is not impersonated: "
                 "objects were applied with the apply service's own identity"
             )
-        if spec.health_check_exprs:
-            notes.append("spec.healthCheckExprs are not evaluated (no CEL support): the kstatus rules apply")
-        if any(dep.ready_expr for dep in spec.depends_on or []):
-            notes.append("spec.dependsOn[].readyExpr is not evaluated (no CEL support): Ready is required")
         if spec.ignore:
-            notes.append("spec.ignore rules are not supported: ignored fields are corrected like any drift")
+            run.notes.append(
+                "spec.ignore rules are not supported: ignored fields are corrected like any drift"
+            )
         return None
 
     # --- 2. the newest build ---------------------------------------------------------------------
@@ -211,7 +238,7 @@ class KustomizationReconciler:
         ks = ctx.obj
         build = _run(ctx).build
         assert build is not None
-        for dep in ks.spec.depends_on or []:
+        for index, dep in enumerate(ks.spec.depends_on or []):
             dep_ns = dep.namespace or ks.namespace
             name = f"{dep_ns}/{dep.name}"
             raw = await self.kube.get(Kustomization.api_version(), KIND, dep.name, dep_ns)
@@ -226,6 +253,24 @@ class KustomizationReconciler:
                     reason=meta.DEPENDENCY_NOT_READY,
                     after=ks.spec.retry_interval_seconds(),
                 )
+            expression = _run(ctx).ready_exprs.get(index)
+            if expression is not None:
+                # readyExpr replaces the built-in check (Flux without AdditiveCELDependencyCheck).
+                try:
+                    verdict = expression.evaluate({"dep": raw, "self": ks.to_k8s()})
+                except CelError as exc:
+                    return Result.progressing(
+                        f"dependency '{name}' is not ready: readyExpr failed: {exc}",
+                        reason=meta.DEPENDENCY_NOT_READY,
+                        after=ks.spec.retry_interval_seconds(),
+                    )
+                if verdict is not True:
+                    return Result.progressing(
+                        f"dependency '{name}' is not ready according to readyExpr",
+                        reason=meta.DEPENDENCY_NOT_READY,
+                        after=ks.spec.retry_interval_seconds(),
+                    )
+                continue
             other = Kustomization.model_validate(raw)
             ready = meta.get_condition(other.get_conditions(), meta.READY)
             if ready is None or ready.status != meta.CONDITION_TRUE:
@@ -275,8 +320,28 @@ class KustomizationReconciler:
             meta.META_COMMIT_STATUS_UPDATE
         )
         record_history(ks, build.digest, build.revision, result.reason, time.monotonic() - started)
+        if result.state == "ready":
+            await self._persist_ready(ctx, result)
         await self._publish_done(ctx, build.revision, result, changes)
         return result
+
+    async def _persist_ready(self, ctx: Context[Kustomization], result: Result) -> None:
+        """Write the status `summarize` will write, before announcing `apply.done`: a dependent
+        triggered by the event must find this Kustomization Ready at the revision. (The controller
+        summarizes and patches again after the step; the result is the same.)"""
+        ks = ctx.obj
+        summarize(ctx, result)
+        try:
+            await self.kube.patch_status(
+                Kustomization.api_version(),
+                KIND,
+                ks.name,
+                ks.namespace,
+                status_json(ks),
+                field_manager=f"{names.STATUS_FIELD_MANAGER_PREFIX}{self.service}",
+            )
+        except KubeError as exc:
+            ctx.log.warning("could not write the status before apply.done: %s", exc)
 
     def _with_notes(self, ctx: Context[Kustomization], message: str) -> str:
         notes = _run(ctx).notes
@@ -354,7 +419,7 @@ class KustomizationReconciler:
             return Result.failed(meta.HEALTH_CHECK_FAILED, message, after=retry), changes
         if refs:
             healthy, message = await self.applier.wait_healthy(
-                refs, timeout=max(0.0, deadline - time.monotonic())
+                refs, timeout=max(0.0, deadline - time.monotonic()), custom=_run(ctx).custom_checks
             )
             if not healthy:
                 ctx.set_condition(meta.HEALTHY, meta.CONDITION_FALSE, meta.HEALTH_CHECK_FAILED, message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from libs.common.api import meta
+from libs.common.kube import NotFound
 from services.apply.tests.support import (
     APPS,
     NS,
@@ -375,3 +376,94 @@ async def test_suspended_kustomization_applies_nothing_until_resumed(harness: Ha
     await h.build_ready("app", [configmap("settings")], revision(1), generation=2)
     await eventually(lambda: h.ready("app", revision(1)))
     assert await h.kube.get("v1", "ConfigMap", "settings", APPS) is not None
+
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {
+        "group": "example.com",
+        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+async def test_health_check_exprs_decide_the_health_of_custom_resources(harness: Harness) -> None:
+    h = harness
+    exprs = [
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "current": "status.phase == 'Ready'",
+            "failed": "status.phase == 'Broken'",
+        }
+    ]
+    await h.kustomization("app", wait=True, timeout="30s", healthCheckExprs=exprs)
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": APPS}}
+    await h.build_ready("app", [WIDGET_CRD, widget], revision(1))
+
+    async def applied() -> bool:
+        try:
+            return await h.kube.get("example.com/v1", "Widget", "w", APPS) is not None
+        except NotFound:  # the CRD is not served yet
+            return False
+
+    await eventually(applied)
+    await h.kube.patch("example.com/v1", "Widget", "w", {"status": {"phase": "Ready"}}, namespace=APPS)
+    obj = await eventually(lambda: h.ready("app", revision(1)))
+    assert conditions(obj)["Healthy"]["status"] == "True"
+    assert conditions(obj)["Ready"]["message"] == f"Applied revision: {revision(1)}"
+
+    await h.kube.patch("example.com/v1", "Widget", "w", {"status": {"phase": "Broken"}}, namespace=APPS)
+    await h.build_ready("app", [WIDGET_CRD, widget], revision(2))
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.HEALTH_CHECK_FAILED))
+    assert (
+        f"[Widget/{APPS}/w status: 'Failed': failed expression \"status.phase == 'Broken'\" is true]"
+        in conditions(obj)["Ready"]["message"]
+    )
+
+
+async def test_an_invalid_cel_expression_stalls(harness: Harness) -> None:
+    h = harness
+    exprs = [{"apiVersion": "example.com/v1", "current": "status.phase =="}]
+    await h.kustomization("app", healthCheckExprs=exprs)
+    obj = await eventually(lambda: h.condition("app", "Stalled", meta.INVALID_CEL_EXPRESSION))
+    assert conditions(obj)["Ready"]["message"].startswith(
+        "invalid CEL expression: current expression 'status.phase ==' of example.com/v1: "
+    )
+
+
+async def test_ready_expr_replaces_the_built_in_dependency_check(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("infra")
+    await h.build_ready("infra", [configmap("infra-config")], revision(1))
+    await eventually(lambda: h.ready("infra", revision(1)))
+    ready_expr = "has(dep.metadata.annotations) && dep.metadata.annotations['team/go'] == 'yes'"
+    await h.kustomization("apps", dependsOn=[{"name": "infra", "readyExpr": ready_expr}], retryInterval="1h")
+    await h.build_ready("apps", [configmap("app-config")], revision(1))
+    waiting = await eventually(lambda: h.condition("apps", "Ready", meta.DEPENDENCY_NOT_READY))
+    assert (
+        conditions(waiting)["Ready"]["message"]
+        == f"dependency '{NS}/infra' is not ready according to readyExpr"
+    )
+
+    await h.kube.patch(
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
+        "infra",
+        {"metadata": {"annotations": {"team/go": "yes", "reconcile.fluxcd.io/requestedAt": "now"}}},
+        namespace=NS,
+    )
+    await eventually(lambda: h.ready("apps", revision(1)), timeout=10)
