@@ -252,6 +252,13 @@ async def test_ssh_repository_artifact_noop_and_git_commit(env: Env) -> None:
     # Flux's defaults and the .sourceignore files apply; spec.ignore re-includes logo.png.
     assert files_under(tree) == {"apps/deploy.yaml", "apps/.sourceignore", ".sourceignore", "logo.png"}
 
+    # sparseCheckout: only the listed directories land in the artifact.
+    await env.create("sparse", url, sparseCheckout=["./apps"])
+    sparse = await env.ready_at("sparse", f"main@sha1:{first}")
+    assert sparse["status"]["observedSparseCheckout"] == ["./apps"]
+    tree = await env.download(sparse["status"]["artifact"], env.tmp / "sparse")
+    assert files_under(tree) == {"apps/deploy.yaml", "apps/.sourceignore"}
+
     await eventually(lambda: env.ready_events("podinfo"), what="artifact.ready")
     ready = env.ready_events("podinfo")[0]
     assert (ready.revision, ready.digest, ready.url) == (
