@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from libs.devservers.git import commit_files, seed_repo
-from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, classify, git_env
+from libs.git import Credentials, Git, GitError, GitRef, MirrorCache, ProxyConfig, classify, git_env
 from tests.git.http_git import http_git_server
 from tests.harness.git_fixtures import GitServer
 
@@ -176,3 +176,19 @@ async def test_https_basic_auth_and_bearer_token(git_server: GitServer, tmp_path
             with pytest.raises(GitError) as anonymous:
                 await cache.ls_remote(url, ["refs/heads/main"], env=env)
         assert anonymous.value.kind == "auth"
+
+
+async def test_http_proxy_from_credentials(git_server: GitServer, tmp_path: Path) -> None:
+    bare, file_url = git_server.new_repo("via-proxy")
+    sha = await asyncio.to_thread(seed_repo, file_url, {"p.yaml": "p: 1\n"})
+    cache = MirrorCache(tmp_path / "cache", Git())
+    async with http_git_server(bare.parent, username="git", password="pa55") as proxy:
+        # The repository host does not resolve: only the proxy can answer.
+        url = f"http://git.invalid/{bare.name}"
+        creds = Credentials(username="git", password="pa55", proxy=ProxyConfig(proxy))
+        async with git_env(url, creds) as env:
+            remote = await cache.ls_remote(url, ["refs/heads/main"], env=env)
+        assert remote.get("refs/heads/main") == sha
+        async with git_env(url, Credentials(username="git", password="pa55")) as env:
+            with pytest.raises(GitError):
+                await cache.ls_remote(url, ["refs/heads/main"], env=env)
