@@ -467,3 +467,27 @@ async def test_ready_expr_replaces_the_built_in_dependency_check(harness: Harnes
         namespace=NS,
     )
     await eventually(lambda: h.ready("apps", revision(1)), timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kept"),
+    [
+        ({"prune": False}, True),
+        ({"prune": False, "deletionPolicy": "Delete"}, False),
+        ({"deletionPolicy": "Orphan"}, True),
+        ({"deletionPolicy": "WaitForTermination"}, False),
+    ],
+    ids=["mirror-prune-off", "delete", "orphan", "wait-for-termination"],
+)
+async def test_deletion_policy(harness: Harness, spec: dict[str, object], kept: bool) -> None:
+    h = harness
+    await h.kustomization("app", **spec)
+    await h.build_ready("app", [configmap("a")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+    await h.kube.delete("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", NS)
+    await eventually(lambda: _gone(h))
+    assert (await h.kube.get("v1", "ConfigMap", "a", APPS) is not None) == kept
+
+
+async def _gone(h: Harness) -> bool:
+    return await h.kube.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", NS) is None
