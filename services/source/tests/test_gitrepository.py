@@ -561,6 +561,12 @@ async def test_https_basic_auth_and_bearer_token(env: Env) -> None:
         await env.ready_at("bearer", f"main@sha1:{sha}")
         conds = await env.failing("wrong", "AuthenticationFailed")
         assert "nope" not in conds["FetchFailed"]["message"]
+        # proxySecretRef: the repository host does not resolve, only the proxy answers.
+        await env.secret("proxy", {"address": base})
+        await env.create(
+            "proxied", f"http://git.invalid/{bare.name}", secret="basic", proxySecretRef={"name": "proxy"}
+        )
+        await env.ready_at("proxied", f"main@sha1:{sha}")
 
 
 async def test_include_follows_the_included_repository_and_cycles_stall(env: Env) -> None:
