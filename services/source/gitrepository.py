@@ -41,6 +41,7 @@ from libs.common.artifacts import (
     ArtifactError,
     ArtifactNotFound,
     ArtifactStore,
+    artifact_url,
     gc,
     pack_dir,
     safe_extract,
@@ -306,6 +307,10 @@ class GitRepositorySource:
         ready = ctx.condition(meta.READY)
         ctx.unchanged = ready is not None and ready.status == meta.CONDITION_TRUE
         ctx.revision = revision
+        stored = ctx.obj.status.artifact
+        if stored is not None and self.base_url:
+            # The advertised address may have changed since the artifact was stored (as Flux does).
+            stored.url = artifact_url(self.base_url, stored.path)
         message = f"stored artifact for revision '{revision}'"
         ctx.set_condition(meta.ARTIFACT_IN_STORAGE, meta.CONDITION_TRUE, meta.SUCCEEDED, message)
         for cond in (meta.FETCH_FAILED, meta.STORAGE_OPERATION_FAILED, meta.INCLUDE_UNAVAILABLE):

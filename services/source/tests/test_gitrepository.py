@@ -408,6 +408,19 @@ async def test_failures_set_fetch_failed_emit_events_and_keep_the_artifact(env: 
     assert recovered[0].message == f"stored artifact for revision 'main@sha1:{sha}'"
     assert recovered[0].severity == "info"
 
+    # An artifact that disappeared from storage is rebuilt (no fast path), at the same digest.
+    stored = env.tmp / "artifacts" / obj["status"]["artifact"]["path"]
+    await in_thread(stored.unlink)
+    await env.kube.patch(
+        GV,
+        KIND,
+        "keep",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "restore"}}},
+        namespace=NS,
+    )
+    await eventually(stored.exists, what="artifact restored")
+    await env.download(obj["status"]["artifact"], env.tmp / "restored")
+
 
 def tag(bare: Path, name: str, commit: str) -> None:
     subprocess.run(
