@@ -4,7 +4,8 @@ For an object whose group (and kind, when given) matches, after the generic chec
 `Terminating`, `status.observedGeneration` behind `metadata.generation` → `InProgress`), the
 expressions are evaluated in the order `inProgress`, `failed`, `current`; the first that is true
 decides. None true → `InProgress`. The object's top-level fields (`metadata`, `spec`, `status` …)
-are the variables, as in Flux. An evaluation error leaves the object `InProgress`, with the error
+are the variables, as in Flux (`metadata`, `spec` and `status` are always defined, empty when the
+object has none). An evaluation error leaves the object `InProgress`, with the error
 in the message, so a health check waiting on it names the problem when it times out.
 """
 
@@ -76,6 +77,9 @@ class CustomCheck:
                 IN_PROGRESS,
                 f"{obj.get('kind')} generation is {generation}, but latest observed generation is {observed}",
             )
+        # `metadata`, `spec` and `status` are always declared (an object without a status yet
+        # is still being set up); other top-level fields are variables when present.
+        variables = {"metadata": {}, "spec": {}, "status": {}, **obj}
         for name, expression, result in (
             ("inProgress", self.in_progress, IN_PROGRESS),
             ("failed", self.failed, FAILED),
@@ -84,7 +88,7 @@ class CustomCheck:
             if expression is None:
                 continue
             try:
-                value = expression.evaluate(obj)
+                value = expression.evaluate(variables)
             except CelError as exc:
                 return ObjectStatus(IN_PROGRESS, f"{name} expression {expression.source!r} failed: {exc}")
             if value is True:

@@ -118,6 +118,8 @@ def test_custom_check_evaluates_in_progress_then_failed_then_current() -> None:
     broken = check.status({**OBJ, "status": {"phase": "Running"}})
     assert broken.status == IN_PROGRESS and "no such key: conditions" in broken.message
     assert check.status(None).status == "NotFound"
+    fresh = check.status({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})
+    assert fresh.status == IN_PROGRESS and "no such key: phase" in fresh.message
 
 
 def test_custom_check_names_the_expression_that_does_not_parse() -> None:

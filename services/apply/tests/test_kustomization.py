@@ -491,3 +491,19 @@ async def test_deletion_policy(harness: Harness, spec: dict[str, object], kept: 
 
 async def _gone(h: Harness) -> bool:
     return await h.kube.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "app", NS) is None
+
+
+async def test_failed_health_checks_are_retried_after_retry_interval(harness: Harness) -> None:
+    h = harness
+    exprs = [{"apiVersion": "example.com/v1", "kind": "Widget", "current": "status.phase == 'Ready'"}]
+    await h.kustomization("app", wait=True, timeout="1s", retryInterval="1s", healthCheckExprs=exprs)
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": APPS}}
+    await h.build_ready("app", [WIDGET_CRD, widget], revision(1))
+    failed = await eventually(lambda: h.condition("app", "Ready", meta.HEALTH_CHECK_FAILED))
+    assert f"[Widget/{APPS}/w status: 'InProgress': " in conditions(failed)["Ready"]["message"]
+    assert conditions(failed)["Reconciling"]["reason"] == meta.PROGRESSING_WITH_RETRY
+
+    # No new build, no request: the retry after retryInterval finds the Widget ready.
+    await h.kube.patch("example.com/v1", "Widget", "w", {"status": {"phase": "Ready"}}, namespace=APPS)
+    obj = await eventually(lambda: h.ready("app", revision(1)), timeout=10)
+    assert conditions(obj)["Healthy"]["status"] == "True"
