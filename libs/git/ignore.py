@@ -160,13 +160,14 @@ class IgnoreMatcher:
 
 def load_ignore_files(root: Path, name: str = IGNORE_FILE) -> list[Pattern]:
     """Patterns from every ``name`` file under ``root``, outer directories first (blocking: call
-    it from a thread). Directories excluded by outer files are still searched, as Flux does."""
+    it from a thread). Directories excluded by outer files are still searched, as Flux does;
+    a ``name`` that is a symlink is not read (it could point anywhere on the machine)."""
     found: list[Pattern] = []
     for directory, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel = Path(directory).relative_to(root)
         dirnames[:] = [d for d in dirnames if not (rel == Path(".") and d == ".git")]
-        if name in filenames:
+        if name in filenames and not (Path(directory) / name).is_symlink():
             domain = () if rel == Path(".") else rel.parts
             text = (Path(directory) / name).read_text(encoding="utf-8", errors="replace")
             found.extend(parse_patterns(text, domain))

@@ -122,10 +122,10 @@ def _include_path(include: GitRepositoryInclude) -> tuple[str, str]:
     """(fromPath, toPath) as clean relative paths; ValueError when one leaves the root."""
     paths = []
     for value in (include.from_path or "", include.to_path or include.repository.name):
-        clean = posixpath.normpath("/" + value.strip()).lstrip("/")
-        if value.strip().startswith("..") or "/../" in f"/{value}/":
+        clean = posixpath.normpath(value.strip().lstrip("/") or ".")
+        if clean == ".." or clean.startswith("../"):
             raise ValueError(f"include path {value!r} leaves the repository root")
-        paths.append(clean)
+        paths.append("" if clean == "." else clean)
     return paths[0], paths[1]
 
 
@@ -165,7 +165,9 @@ def _build(tree: Path, ignore: str | None, sparse: list[str] | None) -> bytes:
             return True
         path = tree / rel.rstrip("/")
         if path.is_symlink():
-            # Links leaving the tree are dropped (Flux drops every symlink).
+            # Absolute links and links leaving the tree are dropped (Flux drops every symlink).
+            if os.path.isabs(os.readlink(path)):
+                return True
             target = os.path.realpath(path)
             return not (target == real_root or target.startswith(real_root + os.sep))
         return False
