@@ -90,6 +90,8 @@ class Harness:
     bus: Bus
     store: LocalStore
     base_url: str
+    nats_url: str = ""
+    kubeconfig: str = ""
     events: list[EventRecord] = field(default_factory=list)
     done: list[ApplyDone] = field(default_factory=list)
 
@@ -195,7 +197,7 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
         await site.start()
         port = runner.addresses[0][1]
         bus = await Bus.connect(nats_url, service="test", replica_id="test")
-        h = Harness(kube, bus, store, f"http://127.0.0.1:{port}")
+        h = Harness(kube, bus, store, f"http://127.0.0.1:{port}", nats_url, str(kubeconfig))
 
         async def on_event(record: EventRecord, delivery: Delivery) -> None:
             h.events.append(record)

@@ -7,6 +7,7 @@ import pytest
 
 from libs.common.api import meta
 from libs.common.kube import NotFound
+from services.apply.app import SPEC
 from services.apply.tests.support import (
     APPS,
     NS,
@@ -17,6 +18,7 @@ from services.apply.tests.support import (
     eventually,
     revision,
 )
+from tests.harness.services import running_service
 
 pytestmark = pytest.mark.integration
 
@@ -507,3 +509,20 @@ async def test_failed_health_checks_are_retried_after_retry_interval(harness: Ha
     await h.kube.patch("example.com/v1", "Widget", "w", {"status": {"phase": "Ready"}}, namespace=APPS)
     obj = await eventually(lambda: h.ready("app", revision(1)), timeout=10)
     assert conditions(obj)["Healthy"]["status"] == "True"
+
+
+async def test_two_replicas_apply_each_build_once(harness: Harness) -> None:
+    h = harness
+    async with running_service(
+        SPEC, nats_url=h.nats_url, kubeconfig=h.kubeconfig, health_poll_interval=0.05, replica_id="second"
+    ):
+        names = [f"app-{i}" for i in range(6)]
+        for name in names:
+            await h.kustomization(name)
+        for name in names:
+            await h.build_ready(name, [configmap(f"{name}-config")], revision(1))
+        for name in names:
+            await eventually(lambda name=name: h.ready(name, revision(1)))
+        await eventually(lambda: len(h.done) == len(names))
+        assert sorted(d.object.name for d in h.done) == names
+        assert all(d.changes[0].action == "created" for d in h.done)
