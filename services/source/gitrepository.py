@@ -47,8 +47,10 @@ from libs.common.artifacts import (
     safe_extract,
     store_artifact,
 )
+from libs.common.bus import Bus, Delivery
 from libs.common.events import ArtifactReady, GitCommit, ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
+from libs.common.kube import Kube
 from libs.common.reconcile import Context, Reconciler, Result
 from libs.common.runtime.redact import redact_url, sanitize_message
 from libs.git import (
@@ -190,8 +192,8 @@ class GitRepositorySource:
 
     store: ArtifactStore
     cache: MirrorCache
-    bus: Any
-    kube: Any
+    bus: Bus
+    kube: Kube
     base_url: str = ""
     _base_url_set: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -666,7 +668,7 @@ class GitRepositorySource:
             INCLUDE_DURABLE, subj.family_filter(names.ARTIFACT_READY, KIND), ArtifactReady, self.on_artifact
         )
 
-    async def on_commit(self, commit: GitCommit, delivery: Any) -> None:
+    async def on_commit(self, commit: GitCommit, delivery: Delivery) -> None:
         """A pushed commit: reconcile that GitRepository now instead of at its next interval."""
         repo = commit.repository
         await self.bus.publish(
@@ -682,7 +684,7 @@ class GitRepositorySource:
             msg_id=f"{KIND}/{repo.namespace}/{repo.name}@commit-{commit.commit}",
         )
 
-    async def on_artifact(self, ready: ArtifactReady, delivery: Any) -> None:
+    async def on_artifact(self, ready: ArtifactReady, delivery: Delivery) -> None:
         """A GitRepository got a new artifact: rebuild the ones that include it."""
         source = ready.source
         items, _ = await self.kube.list_objects(GitRepository.api_version(), KIND, source.namespace)
