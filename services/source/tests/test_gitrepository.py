@@ -395,6 +395,21 @@ async def test_failures_set_fetch_failed_emit_events_and_keep_the_artifact(env: 
     conds = await env.failing("empty", "EmptyGitRepository")
     assert "is empty" in conds["FetchFailed"]["message"]
 
+    # spec.timeout bounds every git command: a server that accepts and never answers.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await env.create("slow", f"ssh://git@127.0.0.1:{port}/repo.git", timeout="1s")
+        conds = await env.failing("slow", "GitOperationFailed")
+        assert "timed out after 1s" in conds["FetchFailed"]["message"]
+    finally:
+        server.close()
+        await server.wait_closed()
+
     # Missing Secret.
     await env.create("nosecret", url, secret="absent")
     conds = await env.failing("nosecret", "AuthenticationFailed")
