@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from libs.kustomize.config import FieldSpec
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.generate import content_hash
 from libs.kustomize.loader import Loader
-from libs.kustomize.resource import ORIGIN_ANNOTATION, TRANSFORMATIONS_ANNOTATION, Resource
+from libs.kustomize.resource import ORIGIN_ANNOTATION, TRANSFORMATIONS_ANNOTATION, Gvk, Resource
 from libs.kustomize.target import KustTarget
 from libs.kustomize.transform import fix_name_references, transform_map_entries
 from libs.kustomize.yamlio import dump_stream
@@ -67,7 +68,7 @@ def build(path: str | os.PathLike[str]) -> BuildResult:
     """Build the kustomization in directory ``path`` as ``kustomize build`` does."""
     loader = Loader.at(path)
     top = KustTarget(loader, None, [])
-    build_metadata = [str(v) for v in top._list("buildMetadata")]
+    build_metadata = [str(v) for v in top.list_field("buildMetadata")]
     for option in build_metadata:
         if option not in ("originAnnotations", "transformerAnnotations", "managedByLabel"):
             raise KustomizeError(f"{top.where}: unknown buildMetadata option {option!r}")
@@ -84,9 +85,6 @@ def build(path: str | os.PathLike[str]) -> BuildResult:
     fix_name_references(resources, ra.config)
     resources = _sorted(resources, top)
     if "managedByLabel" in build_metadata:
-        from libs.kustomize.config import FieldSpec
-        from libs.kustomize.resource import Gvk
-
         transform_map_entries(
             resources, {MANAGED_BY_LABEL: MANAGED_BY_VALUE}, [FieldSpec(Gvk(), "metadata/labels", True)]
         )

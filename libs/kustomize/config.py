@@ -14,6 +14,7 @@ from typing import Any
 
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.resource import Gvk
+from libs.kustomize.yamlio import YAMLInputError, load_all
 
 # ------------------------------------------------------------------------------------------------
 # Field specs
@@ -130,19 +131,6 @@ def _collect(
             raise KustomizeError(f"expected a map at field {'/'.join(parts)} to set labels/annotations")
     else:
         _collect(value, parts, i + 1, create, (*path, key), found)
-
-
-def resolve_path(obj: Any, path: Path) -> Any:
-    """The value at ``path`` in ``obj``, or None if the path no longer exists."""
-    node = obj
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(node, list) or step >= len(node):
-                return None
-        elif not isinstance(node, dict) or step not in node:
-            return None
-        node = node[step]
-    return node
 
 
 def parse_fieldspec(raw: Any, where: str) -> FieldSpec:
@@ -492,8 +480,6 @@ def default_config() -> TransformerConfig:
 
 def config_from_openapi(text: str, where: str) -> TransformerConfig:
     """kustomize's LoadConfigFromCRDs for one ``crds:`` file (JSON or YAML)."""
-    from libs.kustomize.yamlio import YAMLInputError, load_all
-
     try:
         if text.lstrip().startswith("{"):
             definitions = json.loads(text)

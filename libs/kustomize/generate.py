@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libs.kustomize.errors import KustomizeError
-from libs.kustomize.resource import Resource
+from libs.kustomize.resource import Resource, as_text
 
 _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -77,9 +77,7 @@ def _string_map(raw: Any, where: str) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict):
         raise KustomizeError(f"{where} must be a mapping of strings")
-    from libs.kustomize.transform import _text
-
-    return {str(k): _text(v) for k, v in raw.items()}
+    return {str(k): as_text(v) for k, v in raw.items()}
 
 
 def _string_list(raw: Any, where: str) -> list[str]:
@@ -87,9 +85,7 @@ def _string_list(raw: Any, where: str) -> list[str]:
         return []
     if not isinstance(raw, list):
         raise KustomizeError(f"{where} must be a list")
-    from libs.kustomize.transform import _text
-
-    return [_text(v) for v in raw]
+    return [as_text(v) for v in raw]
 
 
 def _remove_quotes(value: str) -> str:

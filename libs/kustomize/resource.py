@@ -50,6 +50,30 @@ TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
 _DEFAULT_NAMESPACE = "default"
 
 
+def as_text(value: Any) -> str:
+    """A kustomization value used as text (``None`` is empty, as Go's zero value)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def resolve_path(obj: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path`` (keys and list indices) in ``obj``, or None if it no longer exists."""
+    node = obj
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return None
+        elif not isinstance(node, dict) or step not in node:
+            return None
+        node = node[step]
+    return node
+
+
 def split_api_version(api_version: str) -> tuple[str, str]:
     """``apps/v1`` -> (``apps``, ``v1``); ``v1`` -> (``""``, ``v1``)."""
     group, slash, version = api_version.rpartition("/")
@@ -189,8 +213,6 @@ class Resource:
 
     def set_linked(self, path: tuple[str | int, ...], key: str, value: Any) -> None:
         """Write ``value`` to every entry sharing a value node with ``path``/``key``."""
-        from libs.kustomize.config import resolve_path
-
         for other_path, other_key in self.links.get((path, key), ()):
             target = resolve_path(self.obj, other_path)
             if isinstance(target, dict) and other_key in target:
@@ -198,8 +220,6 @@ class Resource:
 
     def snapshot_links(self) -> list[tuple[list[tuple[tuple[str | int, ...], str]], list[Any]]]:
         """The current value of every linked entry, group by group (for patches)."""
-        from libs.kustomize.config import resolve_path
-
         groups: dict[int, list[tuple[tuple[str | int, ...], str]]] = {}
         for group in self.links.values():
             groups[id(group)] = group
@@ -217,8 +237,6 @@ class Resource:
     ) -> None:
         """After a strategic merge patch: a value the patch changed in one linked entry changes in all
         (kyaml overwrites the shared node in place)."""
-        from libs.kustomize.config import resolve_path
-
         for group, old_values in before:
             for (path, key), old in zip(group, old_values, strict=True):
                 target = resolve_path(self.obj, path)

@@ -8,13 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libs.kpatch import PatchError, generic_object_schema, json_patch, schema_for, strategic_merge_patch
-from libs.kustomize.config import TransformerConfig, config_from_openapi, default_config
+from libs.kustomize.config import (
+    FieldSpec,
+    TransformerConfig,
+    config_from_openapi,
+    default_config,
+    merge_specs,
+    parse_fieldspec,
+)
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.generate import GeneratorOptions, make_generated
 from libs.kustomize.loader import Loader, LoaderError
 from libs.kustomize.resource import (
+    Gvk,
     Resource,
     Selector,
+    as_text,
     get_by_id,
     matching_by_any_id,
     select,
@@ -22,7 +31,6 @@ from libs.kustomize.resource import (
 from libs.kustomize.schema import check_kustomization_types
 from libs.kustomize.transform import (
     ImageUpdate,
-    _text,
     transform_images,
     transform_map_entries,
     transform_name_affix,
@@ -188,7 +196,7 @@ class KustTarget:
     def kind(self) -> str:
         return str(self.k.get("kind") or KUSTOMIZATION_KIND)
 
-    def _list(self, key: str) -> list[Any]:
+    def list_field(self, key: str) -> list[Any]:
         value = self.k.get(key)
         if value is None:
             return []
@@ -197,7 +205,7 @@ class KustTarget:
         return value
 
     def _strings(self, key: str) -> list[str]:
-        return [_text(v) for v in self._list(key)]
+        return [as_text(v) for v in self.list_field(key)]
 
     def _map(self, key: str) -> dict[str, str]:
         value = self.k.get(key)
@@ -205,7 +213,7 @@ class KustTarget:
             return {}
         if not isinstance(value, dict):
             raise KustomizeError(f"{self.where}: {key} must be a mapping")
-        return {str(k): _text(v) for k, v in value.items()}
+        return {str(k): as_text(v) for k, v in value.items()}
 
     def _tracks_origin(self) -> bool:
         return self.origin_path is not None and "originAnnotations" in self.build_metadata
@@ -337,7 +345,7 @@ class KustTarget:
             self.k.get("generatorOptions"), f"{self.where}: generatorOptions"
         )
         for key, kind in (("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")):
-            for entry in self._list(key):
+            for entry in self.list_field(key):
                 res = make_generated(kind, entry, f"{self.where}: {key}", self.loader.read, global_options)
                 if self.origin_path is not None:
                     res.origin = _configured_text(self._configured_in(), f"{kind}Generator")
@@ -352,33 +360,33 @@ class KustTarget:
     def _run_transformers(self, ra: Accumulator) -> None:
         config = ra.config
         steps: list[tuple[str, Callable[[list[Resource]], None]]] = []
-        psm = self._list("patchesStrategicMerge")
+        psm = self.list_field("patchesStrategicMerge")
         if psm:
             patches = [p for entry in psm for p in self._strategic_patches_from_entry(entry)]
             steps.append(("PatchStrategicMergeTransformer", lambda rs: _apply_psm(rs, patches)))
-        for index, entry in enumerate(self._list("patches")):
+        for index, entry in enumerate(self.list_field("patches")):
             steps.append(("PatchTransformer", self._patch_step(entry, f"{self.where}: patches[{index}]")))
         namespace = self.k.get("namespace")
         if namespace:
-            ns = _text(namespace)
+            ns = as_text(namespace)
             specs = config.specs["namespace"]
             steps.append(("NamespaceTransformer", lambda rs: transform_namespace(rs, ns, specs)))
-        prefix = _text(self.k.get("namePrefix"))
+        prefix = as_text(self.k.get("namePrefix"))
         if prefix:
             pspecs = config.specs["namePrefix"]
             steps.append(
                 ("PrefixTransformer", lambda rs: transform_name_affix(rs, prefix, pspecs, suffix=False))
             )
-        suffix = _text(self.k.get("nameSuffix"))
+        suffix = as_text(self.k.get("nameSuffix"))
         if suffix:
             sspecs = config.specs["nameSuffix"]
             steps.append(
                 ("SuffixTransformer", lambda rs: transform_name_affix(rs, suffix, sspecs, suffix=True))
             )
-        for index, entry in enumerate(self._list("labels")):
+        for index, entry in enumerate(self.list_field("labels")):
             steps.append(("LabelTransformer", self._labels_step(entry, config, index)))
         common_labels = self._map("commonLabels")
-        if common_labels or self._list("labels"):
+        if common_labels or self.list_field("labels"):
             # kustomize configures a commonLabels LabelTransformer whenever either field is set
             lspecs = config.specs["commonLabels"]
             steps.append(("LabelTransformer", lambda rs: transform_map_entries(rs, common_labels, lspecs)))
@@ -388,12 +396,12 @@ class KustTarget:
             steps.append(
                 ("AnnotationsTransformer", lambda rs: transform_map_entries(rs, common_annotations, aspecs))
             )
-        for index, entry in enumerate(self._list("patchesJson6902")):
+        for index, entry in enumerate(self.list_field("patchesJson6902")):
             steps.append(("PatchJson6902Transformer", self._json6902_step(entry, index)))
-        for index, entry in enumerate(self._list("replicas")):
+        for index, entry in enumerate(self.list_field("replicas")):
             steps.append(("ReplicaCountTransformer", self._replicas_step(entry, config, index)))
         updates = []
-        for index, entry in enumerate(self._list("images")):
+        for index, entry in enumerate(self.list_field("images")):
             if not isinstance(entry, dict):
                 raise KustomizeError(f"{self.where}: images[{index}] must be a mapping")
             updates.append(ImageUpdate(entry, f"{self.where}: images[{index}]"))
@@ -432,10 +440,7 @@ class KustTarget:
         pairs = entry.get("pairs") or {}
         if not isinstance(pairs, dict):
             raise KustomizeError(f"{where}: pairs must be a mapping")
-        labels = {str(k): _text(v) for k, v in pairs.items()}
-        from libs.kustomize.config import FieldSpec, merge_specs, parse_fieldspec
-        from libs.kustomize.resource import Gvk
-
+        labels = {str(k): as_text(v) for k, v in pairs.items()}
         specs = [parse_fieldspec(f, where) for f in entry.get("fields") or []]
         if entry.get("includeSelectors"):
             specs = merge_specs(specs, config.specs["commonLabels"])
@@ -461,7 +466,7 @@ class KustTarget:
     # -- patches ------------------------------------------------------------------------------
     def _strategic_patches_from_entry(self, entry: Any) -> list[dict[str, Any]]:
         """One patchesStrategicMerge entry: inline YAML objects, else a file path."""
-        text = _text(entry)
+        text = as_text(entry)
         try:
             docs = [d for d in load_all(text) if d is not None]
         except YAMLInputError:
@@ -480,8 +485,8 @@ class KustTarget:
         unknown = set(entry) - {"path", "patch", "target", "options"}
         if unknown:
             raise KustomizeError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-        text = _text(entry.get("patch")).strip()
-        path = _text(entry.get("path"))
+        text = as_text(entry.get("patch")).strip()
+        path = as_text(entry.get("path"))
         if not text and not path:
             raise KustomizeError(f"{where}: must specify one of patch and path")
         if text and path:
@@ -531,8 +536,8 @@ class KustTarget:
         if raw_target is None:
             raise KustomizeError(f"{where}: must specify a target")
         target = Selector.parse(raw_target, where)
-        text = _text(entry.get("patch"))
-        path = _text(entry.get("path"))
+        text = as_text(entry.get("patch"))
+        path = as_text(entry.get("path"))
         if path:
             text = self._read_text(path)
         if not text.strip():
@@ -574,7 +579,9 @@ def parse_resources(raw: bytes, where: str) -> list[Resource]:
 
 def _add_object(doc: Any, out: list[Resource], where: str) -> None:
     if not isinstance(doc, dict):
-        raise KustomizeError(f"missing Resource metadata (expected a Kubernetes object, got {type(doc).__name__})")
+        raise KustomizeError(
+            f"missing Resource metadata (expected a Kubernetes object, got {type(doc).__name__})"
+        )
     if not doc:
         return
     kind = doc.get("kind")

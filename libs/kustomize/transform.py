@@ -8,7 +8,7 @@ from typing import Any
 
 from libs.kustomize.config import FieldSpec, TransformerConfig, apply_fieldspec, collect_map_targets
 from libs.kustomize.errors import KustomizeError
-from libs.kustomize.resource import Gvk, Resource
+from libs.kustomize.resource import Gvk, Resource, as_text
 
 # ------------------------------------------------------------------------------------------------
 # namespace
@@ -159,9 +159,9 @@ class ImageUpdate:
         if "tagSuffix" in entry:
             raise KustomizeError(f"{where}: images tagSuffix is not supported")
         self.name = name
-        self.new_name = _text(entry.get("newName"))
-        self.new_tag = _text(entry.get("newTag"))
-        self.digest = _text(entry.get("digest"))
+        self.new_name = as_text(entry.get("newName"))
+        self.new_tag = as_text(entry.get("newTag"))
+        self.digest = as_text(entry.get("digest"))
         try:
             self.pattern = re.compile("^" + name + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
         except re.error as exc:
@@ -184,16 +184,6 @@ class ImageUpdate:
         if digest:
             name += "@" + digest
         return name
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def transform_images(resources: list[Resource], updates: list[ImageUpdate], specs: list[FieldSpec]) -> None:
