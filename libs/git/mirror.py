@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -79,6 +80,15 @@ def parse_ls_remote(text: str) -> RemoteRefs:
     return RemoteRefs(refs)
 
 
+def _remove_stale_locks(mirror: Path) -> None:
+    """Remove ``*.lock`` files a killed git left in ``mirror`` (only call while holding its lock)."""
+    for directory, _, files in os.walk(mirror):
+        for name in files:
+            if name.endswith(".lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, name))
+
+
 @dataclass
 class MirrorCache:
     root: Path
@@ -126,16 +136,33 @@ class MirrorCache:
         timeout: float | None = None,
         depth: int | None = 1,
     ) -> None:
-        """Fetch ``refspecs`` from ``url`` into ``mirror`` (hold :meth:`locked`)."""
+        """Fetch ``refspecs`` from ``url`` into ``mirror`` (hold :meth:`locked`).
+
+        A fetch killed half-way (a timeout, a crash) can leave lock files or a damaged mirror
+        behind; a failure that is not about the remote (auth, host key, missing repository,
+        timeout) therefore clears stale locks and retries once, and if that fails too, starts
+        the mirror afresh — so one bad fetch never wedges the cache for good."""
         args = ["--git-dir", str(mirror), "fetch", "--quiet", "--no-tags", "--force", "--no-write-fetch-head"]
         if depth:
             args.append(f"--depth={depth}")
-        await self.git.run(
-            [*args, "--", url, *refspecs],
-            env=env,
-            timeout=timeout,
-            what=f"unable to fetch '{redact_url(url)}'",
-        )
+        command = [*args, "--", url, *refspecs]
+        what = f"unable to fetch '{redact_url(url)}'"
+        try:
+            await self.git.run(command, env=env, timeout=timeout, what=what)
+            return
+        except GitError as exc:
+            if exc.kind != "other":
+                raise
+        await asyncio.to_thread(_remove_stale_locks, mirror)
+        try:
+            await self.git.run(command, env=env, timeout=timeout, what=what)
+            return
+        except GitError as exc:
+            if exc.kind != "other":
+                raise
+        await asyncio.to_thread(shutil.rmtree, mirror, True)
+        await self.git.run(["init", "--quiet", "--bare", str(mirror)], what="re-creating the git cache")
+        await self.git.run(command, env=env, timeout=timeout, what=what)
 
     async def has_commit(self, mirror: Path, commit: str) -> bool:
         try:

@@ -192,3 +192,25 @@ async def test_http_proxy_from_credentials(git_server: GitServer, tmp_path: Path
         async with git_env(url, Credentials(username="git", password="pa55")) as env:
             with pytest.raises(GitError):
                 await cache.ls_remote(url, ["refs/heads/main"], env=env)
+
+
+async def test_a_wedged_mirror_heals(git_server: GitServer, tmp_path: Path) -> None:
+    _, url = git_server.new_repo("wedged")
+    first = await asyncio.to_thread(seed_repo, url, {"a": "1"})
+    cache = MirrorCache(tmp_path / "cache", Git())
+    async with cache.locked(url) as mirror:
+        await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"])
+    second = await asyncio.to_thread(commit_files, url, {"a": "2"}, "two")
+    # A fetch killed half-way leaves its locks behind.
+    await asyncio.to_thread((cache.path_for(url) / "shallow.lock").write_text, "")
+    async with cache.locked(url) as mirror:
+        await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"])
+        assert await cache.has_commit(mirror, second)
+    # A damaged mirror is started afresh.
+    await asyncio.to_thread((cache.path_for(url) / "config").write_text, "[core\ngarbage")
+    third = await asyncio.to_thread(commit_files, url, {"a": "3"}, "three")
+    async with cache.locked(url) as mirror:
+        await cache.fetch(mirror, url, ["+refs/heads/main:refs/heads/main"])
+        assert await cache.has_commit(mirror, third)
+    assert cache.git.counts["init"] == 2  # the mirror was re-created once
+    assert first != second != third
