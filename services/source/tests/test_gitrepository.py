@@ -363,6 +363,16 @@ async def test_failures_set_fetch_failed_emit_events_and_keep_the_artifact(env: 
     conds = await env.failing("missing", "GitOperationFailed")
     assert "does not appear to be a git repository" in conds["FetchFailed"]["message"]
 
+    # A URL without a host can never work: it stalls with URLInvalid.
+    await env.create("nohost", "ssh:///srv/repo.git")
+
+    async def url_invalid() -> dict[str, Any] | None:
+        conds = await env.conditions("nohost")
+        return conds if conds.get("Stalled", {}).get("reason") == "URLInvalid" else None
+
+    conds = await eventually(url_invalid, what="URLInvalid")
+    assert conds["FetchFailed"]["reason"] == "URLInvalid"
+
     # Bad credentials: a key the server does not know.
     other_key = env.tmp / "other_key"
     await in_thread(
