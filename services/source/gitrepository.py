@@ -227,8 +227,21 @@ class GitRepositorySource:
                 + " yet; remove the field(s) to reconcile",
             )
         parts = urlsplit(ctx.obj.spec.url)
-        if not parts.hostname and parts.scheme != "file":
-            message = f"invalid URL '{redact_url(ctx.obj.spec.url)}': no host"
+        problem = None
+        if parts.scheme == "file":
+            # The service's own cache holds every tenant's mirrors: never readable through file://.
+            path = await asyncio.to_thread(os.path.realpath, parts.path or "/")
+            cache = await asyncio.to_thread(os.path.realpath, self.cache.root)
+            if (
+                path == cache
+                or path.startswith(cache.rstrip("/") + "/")
+                or cache.startswith(path.rstrip("/") + "/")
+            ):
+                problem = "file:// URLs may not point into the source service's Git cache"
+        elif not parts.hostname:
+            problem = "no host"
+        if problem is not None:
+            message = f"invalid URL '{redact_url(ctx.obj.spec.url)}': {problem}"
             ctx.set_condition(meta.FETCH_FAILED, meta.CONDITION_TRUE, meta.URL_INVALID, message)
             return Result.stall(meta.URL_INVALID, message)
         try:

@@ -655,3 +655,35 @@ async def test_include_follows_the_included_repository_and_cycles_stall(env: Env
 
     conds = await eventually(cycle, what="include cycle stall")
     assert conds["Ready"]["message"] == "include cycle: base -> app -> base"
+
+
+async def test_file_url_repository(env: Env) -> None:
+    _, url = env.git_server.new_repo("local")
+    first = await in_thread(seed_repo, url, {"deploy/cm.yaml": "kind: ConfigMap\n", "logo.png": "x"})
+    await env.create("local", url, secret=None)
+    obj = await env.ready_at("local", f"main@sha1:{first}")
+    tree = await env.download(obj["status"]["artifact"], env.tmp / "local")
+    assert files_under(tree) == {"deploy/cm.yaml"}
+    await eventually(lambda: env.ready_events("local"), what="artifact.ready")
+
+    second = await in_thread(commit_files, url, {"deploy/cm.yaml": "kind: ConfigMap\ndata: {}\n"}, "two")
+    await env.bus.publish(
+        GitCommit(
+            repository=ObjectRef(api_version=GV, kind=KIND, namespace=NS, name="local"),
+            branch="main",
+            commit=second,
+            revision=f"main@sha1:{second}",
+        )
+    )
+    await env.ready_at("local", f"main@sha1:{second}")
+    await eventually(lambda: len(env.ready_events("local")) == 2, what="second artifact.ready")
+
+    # The service's own cache (every tenant's mirrors) is not readable through file://.
+    await env.create("snoop", (env.tmp / "git-cache").as_uri(), secret=None)
+
+    async def refused() -> dict[str, Any] | None:
+        conds = await env.conditions("snoop")
+        return conds if conds.get("Stalled", {}).get("reason") == "URLInvalid" else None
+
+    conds = await eventually(refused, what="cache URL refused")
+    assert "Git cache" in conds["Ready"]["message"]
