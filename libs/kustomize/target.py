@@ -245,6 +245,10 @@ class KustTarget:
             try:
                 sub_loader = self.loader.new(path)
             except LoaderError as exc:
+                if _looks_remote(path):
+                    raise KustomizeError(
+                        f"{self.where}: remote component '{path}' is not supported (only local directories)"
+                    ) from None
                 raise KustomizeError(f"accumulating components: loader.New {str(exc)!r}") from None
             ra = self._accumulate_directory(ra, sub_loader, path, component=True)
         self._run_transformers(ra)
@@ -262,7 +266,7 @@ class KustTarget:
             try:
                 sub_loader = self.loader.new(path)
             except LoaderError as exc:
-                if path.startswith(_REMOTE_PREFIXES) or "://" in path:
+                if _looks_remote(path):
                     raise KustomizeError(
                         f"{self.where}: remote resource '{path}' is not supported (only local files and directories)"
                     ) from None
@@ -551,6 +555,11 @@ class KustTarget:
         ops = docs[0]
         track = (self._tracks_origin(), self._tracks_transformations())
         return lambda rs: _apply_json6902(rs, target, ops, where, store_id=False, track=track)
+
+
+def _looks_remote(path: str) -> bool:
+    """A git/HTTP/OCI reference rather than a local path (kustomize would fetch it)."""
+    return path.startswith(_REMOTE_PREFIXES) or "://" in path
 
 
 def _no_op(resources: list[Resource]) -> None:

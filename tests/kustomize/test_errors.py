@@ -54,6 +54,12 @@ def test_remote_resources_are_rejected(tmp_path: Path, url: str) -> None:
         build(tmp_path)
 
 
+def test_remote_components_are_rejected(tmp_path: Path) -> None:
+    _tree(tmp_path, {"kustomization.yaml": "components:\n- https://github.com/example/repo//components/x\n"})
+    with pytest.raises(KustomizeError, match=r"remote component .* is not supported"):
+        build(tmp_path)
+
+
 def test_unknown_field(tmp_path: Path) -> None:
     _tree(tmp_path, {"kustomization.yaml": "resourcess:\n- x.yaml\n"})
     with pytest.raises(KustomizeError, match='json: unknown field "resourcess"'):
