@@ -300,6 +300,14 @@ class GitRepositorySource:
             if stored is not None and in_storage and content_same and stored.revision == resolved.revision:
                 ctx.log.info("no changes since last reconciliation: observed revision '%s'", stored.revision)
                 return self._up_to_date(ctx, stored.revision)
+            if stored is not None and stored.revision != resolved.revision:
+                # Flux's ArtifactOutdated: stays if the new revision cannot be stored this run.
+                ctx.set_condition(
+                    meta.ARTIFACT_OUTDATED,
+                    meta.CONDITION_TRUE,
+                    meta.NEW_REVISION,
+                    f"new upstream revision '{resolved.revision}'",
+                )
             tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="sluice-gitrepo-"))
             try:
                 tree = tmp / "tree"
@@ -330,7 +338,12 @@ class GitRepositorySource:
             stored.url = artifact_url(self.base_url, stored.path)
         message = f"stored artifact for revision '{revision}'"
         ctx.set_condition(meta.ARTIFACT_IN_STORAGE, meta.CONDITION_TRUE, meta.SUCCEEDED, message)
-        for cond in (meta.FETCH_FAILED, meta.STORAGE_OPERATION_FAILED, meta.INCLUDE_UNAVAILABLE):
+        for cond in (
+            meta.FETCH_FAILED,
+            meta.STORAGE_OPERATION_FAILED,
+            meta.INCLUDE_UNAVAILABLE,
+            meta.ARTIFACT_OUTDATED,
+        ):
             ctx.remove_condition(cond)
         return Result.ready(message)
 

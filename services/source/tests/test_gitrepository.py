@@ -644,6 +644,27 @@ async def test_include_follows_the_included_repository_and_cycles_stall(env: Env
         lambda: digest in [a.digest for a in env.ready_events("app")], what="artifact.ready of app"
     )
 
+    # A new revision that cannot be built: ArtifactOutdated (NewRevision) + IncludeUnavailable,
+    # and the last good artifact stays.
+    app2 = await env.commit(app_url, {"app.yaml": "a: 2\n"}, "a2")
+    await env.kube.patch(
+        GV,
+        KIND,
+        "app",
+        {"spec": {"include": [{"repository": {"name": "base"}, "fromPath": "nothere"}]}},
+        namespace=NS,
+    )
+
+    async def outdated() -> dict[str, Any] | None:
+        conds = await env.conditions("app")
+        return conds if conds.get("ArtifactOutdated", {}).get("reason") == "NewRevision" else None
+
+    conds = await eventually(outdated, what="ArtifactOutdated")
+    assert conds["ArtifactOutdated"]["message"] == f"new upstream revision 'main@sha1:{app2}'"
+    assert conds["IncludeUnavailable"]["status"] == "True"
+    assert "nothere" in conds["IncludeUnavailable"]["message"]
+    assert (await env.get("app"))["status"]["artifact"]["digest"] == digest
+
     # base including app would loop forever: it stalls.
     await env.kube.patch(
         GV, KIND, "base", {"spec": {"include": [{"repository": {"name": "app"}}]}}, namespace=NS
