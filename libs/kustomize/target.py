@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.kpatch import PatchError, generic_object_schema, json_patch, schema_for, strategic_merge_patch
+from libs.kpatch import FieldSchema, PatchError, generic_object_schema, json_patch, schema_for
 from libs.kustomize.config import (
     FieldSpec,
     TransformerConfig,
@@ -29,6 +29,7 @@ from libs.kustomize.resource import (
     select,
 )
 from libs.kustomize.schema import check_kustomization_types
+from libs.kustomize.smp import apply_strategic_merge
 from libs.kustomize.transform import (
     ImageUpdate,
     transform_images,
@@ -636,7 +637,7 @@ def _short(doc: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}" for k in list(doc)[:4]) + "}"
 
 
-def _schema(obj: dict[str, Any]) -> Any:
+def _schema(obj: dict[str, Any]) -> FieldSchema:
     schema = schema_for(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
     return schema if schema is not None else generic_object_schema()
 
@@ -650,7 +651,7 @@ def _apply_smp(r: Resource, patch: dict[str, Any], allow_name: bool, allow_kind:
         return
     before = r.snapshot_links() if r.links else []
     try:
-        r.obj = strategic_merge_patch(r.obj, patch, _schema(r.obj), style="kustomize")
+        r.obj = apply_strategic_merge(r.obj, patch, _schema(r.obj))
     except PatchError as exc:
         raise KustomizeError(f"applying strategic merge patch to {r.cur_id()}: {exc}") from None
     if not r.obj:
