@@ -126,6 +126,13 @@ class MirrorCache:
         )
         return parse_ls_remote(result.text)
 
+    async def check_access(
+        self, url: str, *, env: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> None:
+        """Prove these credentials may read ``url`` (one ``ls-remote`` of HEAD) before handing out
+        objects another user's fetch put in the shared mirror."""
+        await self.ls_remote(url, ["HEAD"], env=env, timeout=timeout)
+
     async def fetch(
         self,
         mirror: Path,

@@ -435,6 +435,9 @@ class GitRepositorySource:
                     resolved = await self._fetch(mirror, url, ref, resolved, env, timeout)
                 elif ref.mode == "commit" and ref.branch:
                     await self._fetch_commit_on_branch(mirror, url, ref, env, timeout)
+                elif ref.mode == "commit":
+                    # Nothing asked the remote yet: the cached objects may be another user's fetch.
+                    await self.cache.check_access(url, env=env, timeout=timeout)
                 await self.cache.export(mirror, resolved.commit, tree, timeout=timeout)
                 subject = await self.cache.subject(mirror, resolved.commit)
                 nested = await self.cache.submodules(mirror, resolved.commit) if submodules else []
@@ -472,7 +475,9 @@ class GitRepositorySource:
             async with contextlib.AsyncExitStack() as stack:
                 sub_env = env if same_host else await stack.enter_async_context(git_env(url, None))
                 async with self.cache.locked(url) as mirror:
-                    if not await self.cache.has_commit(mirror, sub.commit):
+                    if await self.cache.has_commit(mirror, sub.commit):
+                        await self.cache.check_access(url, env=sub_env, timeout=timeout)
+                    else:
                         try:
                             await self.cache.fetch(mirror, url, [sub.commit], env=sub_env, timeout=timeout)
                         except GitError as exc:

@@ -476,6 +476,12 @@ async def test_tag_semver_commit_refs_include_and_unsupported_fields(env: Env) -
     tree = await env.download(semver["status"]["artifact"], env.tmp / "semver")
     assert (tree / "app.yaml").read_text() == "v: 1.1\n"
 
+    # The commit is in the shared cache now, but a user without access to the remote gets nothing.
+    await env.create("stranger", url, secret=None, ref={"commit": v11})
+    conds = await env.failing("stranger", "GitOperationFailed")
+    assert "host key" in conds["FetchFailed"]["message"].lower()
+    assert "artifact" not in (await env.get("stranger"))["status"]
+
     # include: bytag's artifact copied under shared/ in another repository's artifact.
     _, other_url, other = await env.new_repo("includer", {"main.yaml": "m: 1\n"})
     await env.create("includer", other_url, include=[{"repository": {"name": "bytag"}, "toPath": "shared"}])
