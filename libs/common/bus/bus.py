@@ -212,8 +212,10 @@ class Subscription(Generic[P]):
                     continue
                 try:
                     msgs = await sub.fetch(batch=free, timeout=self.fetch_timeout)
-                except nats.errors.TimeoutError:
-                    msgs = []  # an empty pull is not an error
+                except TimeoutError:
+                    # An empty pull is not an error. nats-py raises its own TimeoutError or, from
+                    # some paths, the builtin one (asyncio's); both mean "nothing arrived".
+                    msgs = []
                 self._bound = True
                 for msg in msgs:
                     task = asyncio.create_task(self._handle(msg), name=f"bus-handle-{self.durable}")
@@ -225,7 +227,7 @@ class Subscription(Generic[P]):
                 # Server restart, lost consumer, closed connection: re-bind after a pause.
                 self._bound = False
                 failures += 1
-                log.warning("consumer %s lost its subscription (%s); re-binding", self.durable, exc)
+                log.warning("consumer %s lost its subscription (%r); re-binding", self.durable, exc)
                 if sub is not None:
                     with contextlib.suppress(Exception):
                         await sub.unsubscribe()

@@ -304,3 +304,21 @@ async def test_last_returns_the_newest_payload_on_a_subject(bus: Bus) -> None:
     entry = await bus.last_entry(subject, ReconcileRequest)
     other = await bus.last_entry("sluice.reconcile.request.gitrepository.ns.other", ReconcileRequest)
     assert entry is not None and other is not None and other.seq > entry.seq
+
+
+async def test_idle_consumers_stay_bound_through_empty_pulls(bus: Bus) -> None:
+    """An empty fetch is not a failure: an idle consumer never re-binds or backs off."""
+    got: list[int] = []
+
+    async def handle(req: ReconcileRequest, _: Delivery) -> None:
+        got.append(req.generation or 0)
+
+    sub = bus.subscribe("idle", FILTER, ReconcileRequest, handle, fetch_timeout=0.1)
+    await eventually(lambda: sub.healthy)
+    for _ in range(20):  # twenty empty pulls
+        assert sub.healthy
+        await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    await bus.publish(request(1))
+    await eventually(lambda: got == [1])
+    assert asyncio.get_running_loop().time() - started < 0.5, "delivered at once, no re-bind backoff"
