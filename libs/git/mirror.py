@@ -16,6 +16,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -80,6 +81,21 @@ def parse_ls_remote(text: str) -> RemoteRefs:
     return RemoteRefs(refs)
 
 
+USED_MARKER = "sluice-last-used"
+
+
+def _touch(marker: Path) -> None:
+    marker.touch()
+    os.utime(marker)
+
+
+def _last_used(mirror: Path) -> float:
+    for candidate in (mirror / USED_MARKER, mirror):
+        with contextlib.suppress(OSError):
+            return candidate.stat().st_mtime
+    return 0.0
+
+
 def _remove_stale_locks(mirror: Path) -> None:
     """Remove ``*.lock`` files a killed git left in ``mirror`` (only call while holding its lock)."""
     for directory, _, files in os.walk(mirror):
@@ -94,6 +110,7 @@ class MirrorCache:
     root: Path
     git: Git = field(default_factory=Git)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _urls: dict[str, str] = field(default_factory=dict)
 
     def path_for(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest()[:40] + ".git")
@@ -104,10 +121,32 @@ class MirrorCache:
         lock = self._locks.setdefault(url, asyncio.Lock())
         async with lock:
             path = self.path_for(url)
+            self._urls[path.name] = url
             if not (path / "HEAD").exists():
                 await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
                 await self.git.run(["init", "--quiet", "--bare", str(path)], what="creating the git cache")
+            await asyncio.to_thread(_touch, path / USED_MARKER)
             yield path
+
+    async def prune(self, max_idle: float) -> list[Path]:
+        """Delete the mirrors nobody used for ``max_idle`` seconds; returns what was deleted."""
+        if not await asyncio.to_thread(self.root.is_dir):
+            return []
+        now = time.time()
+        deleted = []
+        for path in sorted(await asyncio.to_thread(lambda: list(self.root.glob("*.git")))):
+            url = self._urls.get(path.name)
+            lock = self._locks.get(url) if url is not None else None
+            if lock is not None and lock.locked():
+                continue
+            if now - await asyncio.to_thread(_last_used, path) < max_idle:
+                continue
+            async with lock if lock is not None else contextlib.nullcontext():
+                if time.time() - await asyncio.to_thread(_last_used, path) < max_idle:
+                    continue  # used while we waited for it
+                await asyncio.to_thread(shutil.rmtree, path, True)
+            deleted.append(path)
+        return deleted
 
     async def ls_remote(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,11 @@ class SourceSettings(Settings):
             "Directory of the shared Git cache: one bare mirror per repository URL, so a new revision "
             "is fetched as a delta instead of a fresh clone."
         ),
+    )
+    git_cache_max_idle: float = Field(
+        604800.0,
+        ge=0.0,
+        description="Seconds a cached mirror may go unused before it is deleted (checked hourly; 0 = never).",
     )
 
 
@@ -79,6 +86,18 @@ def public_url(bound: str) -> str:
     return bound
 
 
+async def _prune_cache(app: App, source: GitRepositorySource, max_idle: float) -> None:
+    """Delete mirrors of URLs nobody fetched for `max_idle` seconds, hourly (or more often)."""
+    while True:
+        try:
+            deleted = await source.cache.prune(max_idle)
+            if deleted:
+                app.runtime.log.info("pruned idle git mirrors", extra={"count": len(deleted)})
+        except Exception as exc:
+            app.runtime.log.warning("pruning the git cache failed: %s", exc)
+        await asyncio.sleep(min(max_idle, 3600.0))
+
+
 async def setup(app: App) -> None:
     """Serve the artifact store over HTTP, as Flux's source-controller does on :9090, and consume
     git.commit (fetch at once) and artifact.ready (rebuild GitRepositories that include another)."""
@@ -87,6 +106,16 @@ async def setup(app: App) -> None:
     source = git_source(app)
     source.set_base_url(public_url(url))
     source.subscribe()
+    max_idle = float(app.settings.git_cache_max_idle)
+    if max_idle > 0:
+        pruner = asyncio.create_task(_prune_cache(app, source, max_idle), name="git-cache-prune")
+
+        async def stop_pruner() -> None:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+
+        app.cleanups.append(stop_pruner)
     app.runtime.log.info("serving artifacts", extra={"url": url, "base_url": source.base_url})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -214,3 +215,19 @@ async def test_a_wedged_mirror_heals(git_server: GitServer, tmp_path: Path) -> N
         assert await cache.has_commit(mirror, third)
     assert cache.git.counts["init"] == 2  # the mirror was re-created once
     assert first != second != third
+
+
+async def test_prune_removes_only_idle_mirrors(git_server: GitServer, tmp_path: Path) -> None:
+    _, old_url = git_server.new_repo("idle")
+    _, new_url = git_server.new_repo("busy")
+    cache = MirrorCache(tmp_path / "cache", Git())
+    for url in (old_url, new_url):
+        async with cache.locked(url):
+            pass
+    marker = cache.path_for(old_url) / "sluice-last-used"
+    await asyncio.to_thread(os.utime, marker, (1, 1))
+    assert await cache.prune(3600) == [cache.path_for(old_url)]
+    assert not await asyncio.to_thread(cache.path_for(old_url).exists)
+    assert await asyncio.to_thread(cache.path_for(new_url).exists)
+    async with cache.locked(old_url) as mirror:  # comes back on next use
+        assert await asyncio.to_thread((mirror / "HEAD").exists)
