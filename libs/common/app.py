@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ from libs.common.runtime.service import EXIT_OK, ServiceRuntime, run_service
 from libs.common.runtime.settings import Settings, parse_host_port
 
 S = TypeVar("S", bound=Settings)
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,10 +36,18 @@ class App:
     kube: Kube
     controllers: list[Controller[Any]] = field(default_factory=list)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _shared: dict[Callable[[App], Any], Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Any:
         return self.runtime.settings
+
+    def shared(self, factory: Callable[[App], T]) -> T:
+        """The one instance `factory` builds for this app, shared by its reconcilers and setup hook
+        (a service's Git cache, its artifact store …)."""
+        if factory not in self._shared:
+            self._shared[factory] = factory(self)
+        return cast(T, self._shared[factory])
 
     async def serve_http(self, web_app: web.Application, addr: str) -> str:
         """Serve an extra HTTP application (artifacts, webhooks) on `addr` until the service stops."""
