@@ -84,6 +84,18 @@ def deployment(
     }
 
 
+def service_settings(nats_url: str, kubeconfig: str, **extra: Any) -> dict[str, Any]:
+    """Settings of an apply service under test: fast health polling, and a shutdown grace that
+    leaves room for watch threads to notice the stop on a loaded machine."""
+    return {
+        "nats_url": nats_url,
+        "kubeconfig": kubeconfig,
+        "health_poll_interval": 0.05,
+        "shutdown_grace": 15.0,
+        **extra,
+    }
+
+
 @dataclass
 class Harness:
     kube: Kube
@@ -212,9 +224,7 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
             "test-apply-done", subj.family_filter(names.APPLY_DONE, "Kustomization"), ApplyDone, on_done
         )
         try:
-            async with running_service(
-                SPEC, nats_url=nats_url, kubeconfig=str(kubeconfig), health_poll_interval=0.05
-            ):
+            async with running_service(SPEC, **service_settings(nats_url, str(kubeconfig))):
                 yield h
         finally:
             await bus.close(grace=1)

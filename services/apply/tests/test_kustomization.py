@@ -17,6 +17,7 @@ from services.apply.tests.support import (
     deployment,
     eventually,
     revision,
+    service_settings,
 )
 from tests.harness.services import running_service
 
@@ -511,11 +512,9 @@ async def test_failed_health_checks_are_retried_after_retry_interval(harness: Ha
     assert conditions(obj)["Healthy"]["status"] == "True"
 
 
-async def test_two_replicas_apply_each_build_once(harness: Harness) -> None:
+async def test_two_replicas_share_the_work_and_create_each_object_once(harness: Harness) -> None:
     h = harness
-    async with running_service(
-        SPEC, nats_url=h.nats_url, kubeconfig=h.kubeconfig, health_poll_interval=0.05, replica_id="second"
-    ):
+    async with running_service(SPEC, **service_settings(h.nats_url, h.kubeconfig, replica_id="second")):
         names = [f"app-{i}" for i in range(6)]
         for name in names:
             await h.kustomization(name)
@@ -523,6 +522,11 @@ async def test_two_replicas_apply_each_build_once(harness: Harness) -> None:
             await h.build_ready(name, [configmap(f"{name}-config")], revision(1))
         for name in names:
             await eventually(lambda name=name: h.ready(name, revision(1)))
-        await eventually(lambda: len(h.done) == len(names))
-        assert sorted(d.object.name for d in h.done) == names
-        assert all(d.changes[0].action == "created" for d in h.done)
+
+        def created() -> list[str]:
+            return sorted(d.object.name for d in h.done if d.changes[0].action == "created")
+
+        # Delivery is at-least-once (a request that overtakes the build re-applies it, a no-op),
+        # but the per-object lease means each object is created by exactly one run.
+        await eventually(lambda: created() == names)
+        assert all(d.changes[0].action in ("created", "unchanged") for d in h.done)
