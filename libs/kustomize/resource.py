@@ -446,9 +446,9 @@ def select(resources: list[Resource], selector: Selector, where: str) -> list[Re
             continue
         if kind_re is not None and not kind_re.match(gvk.kind):
             continue
-        if labels is not None and not _selector_matches(labels, r.labels()):
+        if labels is not None and not selector_matches(labels, r.labels()):
             continue
-        if annotations is not None and not _selector_matches(annotations, r.annotations()):
+        if annotations is not None and not selector_matches(annotations, r.annotations()):
             continue
         result.append(r)
     return result
@@ -493,7 +493,7 @@ def parse_label_selector(text: str, where: str) -> list[Requirement]:
     return requirements
 
 
-def _selector_matches(requirements: list[Requirement], labels: dict[str, Any]) -> bool:
+def selector_matches(requirements: list[Requirement], labels: dict[str, Any]) -> bool:
     for key, op, values in requirements:
         present = key in labels
         value = str(labels[key]) if present else None

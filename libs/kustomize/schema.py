@@ -111,6 +111,7 @@ KUSTOMIZATION: FieldType = (
         "crds": ("list", "string"),
         "sortOptions": "any",
         "buildMetadata": ("list", "string"),
+        "replacements": "any",
     },
 )
 

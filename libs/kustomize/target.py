@@ -19,6 +19,7 @@ from libs.kustomize.config import (
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.generate import GeneratorOptions, make_generated
 from libs.kustomize.loader import Loader, LoaderError
+from libs.kustomize.replacements import apply_replacements
 from libs.kustomize.resource import (
     Gvk,
     Resource,
@@ -69,6 +70,7 @@ _SUPPORTED_FIELDS = frozenset(
         "crds",
         "sortOptions",
         "buildMetadata",
+        "replacements",
     }
 )
 
@@ -82,7 +84,6 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "validators": "validator plugins are not supported",
     "openapi": "custom OpenAPI schemas are not supported",
     "vars": "vars are not supported",
-    "replacements": "replacements are not supported",
 }
 
 _REMOTE_PREFIXES = ("http://", "https://", "git@", "ssh://", "git::", "github.com/", "gitlab.com/", "oci://")
@@ -416,6 +417,10 @@ class KustTarget:
             ispecs = config.specs["images"]
             steps.append(("ImageTagTransformer", lambda rs: transform_images(rs, updates, ispecs)))
             steps.extend(("ImageTagTransformer", _no_op) for _ in updates[1:])
+        replacements = self._replacements()
+        if replacements:
+            where = f"{self.where}: replacements"
+            steps.append(("ReplacementTransformer", lambda rs: apply_replacements(rs, replacements, where)))
         record = self._tracks_transformations()
         track_origin = self._tracks_origin()
         for name, step in steps:
@@ -432,6 +437,24 @@ class KustTarget:
                     if r.origin is None:
                         # an object that lost its origin annotation is attributed to the transformer
                         r.origin = entry_text
+
+    def _replacements(self) -> list[dict[str, Any]]:
+        """Inline replacements and those loaded from ``path`` files, in order."""
+        result: list[dict[str, Any]] = []
+        for index, entry in enumerate(self.list_field("replacements")):
+            if not isinstance(entry, dict):
+                raise KustomizeError(f"{self.where}: replacements[{index}] must be a mapping")
+            path = as_text(entry.get("path"))
+            if not path:
+                result.append(entry)
+                continue
+            for doc in self._load_yaml_docs(path):
+                items = doc if isinstance(doc, list) else [doc]
+                for item in items:
+                    if not isinstance(item, dict):
+                        raise KustomizeError(f"{path}: a replacement must be a mapping")
+                    result.append(item)
+        return result
 
     def _labels_step(
         self, entry: Any, config: TransformerConfig, index: int

@@ -31,7 +31,6 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
         "validators",
         "openapi",
         "vars",
-        "replacements",
     ],
 )
 def test_unsupported_fields_fail_naming_the_field(tmp_path: Path, field: str) -> None:
@@ -57,6 +56,20 @@ def test_remote_resources_are_rejected(tmp_path: Path, url: str) -> None:
 def test_remote_components_are_rejected(tmp_path: Path) -> None:
     _tree(tmp_path, {"kustomization.yaml": "components:\n- https://github.com/example/repo//components/x\n"})
     with pytest.raises(KustomizeError, match=r"remote component .* is not supported"):
+        build(tmp_path)
+
+
+def test_replacement_source_must_exist(tmp_path: Path) -> None:
+    # message recorded with kubectl kustomize (kustomize v5.5.0)
+    _tree(
+        tmp_path,
+        {
+            "kustomization.yaml": "replacements:\n- source:\n    kind: Secret\n  targets:\n  - select:\n      kind: Service\n"
+        },
+    )
+    with pytest.raises(
+        KustomizeError, match=r"nothing selected by Secret\.\[noVer\]\.\[noGrp\]/\[noName\]\.\[noNs\]$"
+    ):
         build(tmp_path)
 
 
