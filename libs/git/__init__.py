@@ -18,6 +18,7 @@ from libs.git.ignore import (
 from libs.git.mirror import MirrorCache, RemoteRefs, Submodule, parse_ls_remote, resolve_submodule_url
 from libs.git.refs import DEFAULT_BRANCH, GitRef, RefNotFound, Resolved, revision
 from libs.git.semver import Constraint, InvalidConstraint, InvalidVersion, Version, highest
+from libs.git.verify import VerificationError, VerifyKeys, verify_commit, verify_tag
 
 __all__ = [
     "DEFAULT_BRANCH",
@@ -40,6 +41,8 @@ __all__ = [
     "RemoteRefs",
     "Resolved",
     "Submodule",
+    "VerificationError",
+    "VerifyKeys",
     "Version",
     "classify",
     "git_env",
@@ -50,4 +53,6 @@ __all__ = [
     "resolve_submodule_url",
     "revision",
     "source_matcher",
+    "verify_commit",
+    "verify_tag",
 ]
