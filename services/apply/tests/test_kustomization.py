@@ -530,3 +530,31 @@ async def test_two_replicas_share_the_work_and_create_each_object_once(harness: 
         # but the per-object lease means each object is created by exactly one run.
         await eventually(lambda: created() == names)
         assert all(d.changes[0].action in ("created", "unchanged") for d in h.done)
+
+
+async def test_spec_force_recreates_objects_whose_immutable_fields_changed(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app", force=True)
+    await h.build_ready("app", [deployment("web")], revision(1))
+    await eventually(lambda: h.ready("app", revision(1)))
+    changed = deployment("web")
+    changed["spec"]["selector"] = {"matchLabels": {"app": "web", "v": "2"}}
+    changed["spec"]["template"]["metadata"]["labels"] = {"app": "web", "v": "2"}
+    await h.build_ready("app", [changed], revision(2))
+    await eventually(lambda: h.ready("app", revision(2)))
+    live = await h.kube.get("apps/v1", "Deployment", "web", APPS)
+    assert live is not None and live["spec"]["selector"]["matchLabels"] == {"app": "web", "v": "2"}
+
+
+async def test_a_namespaced_object_without_namespace_is_refused_by_name(harness: Harness) -> None:
+    h = harness
+    await h.kustomization("app")
+    orphan = configmap("loose")
+    del orphan["metadata"]["namespace"]
+    await h.build_ready("app", [orphan, configmap("fine")], revision(1))
+    obj = await eventually(lambda: h.condition("app", "Ready", meta.RECONCILIATION_FAILED))
+    assert conditions(obj)["Ready"]["message"] == (
+        "ConfigMap/loose namespace not specified: set metadata.namespace in the manifests or spec.targetNamespace"
+    )
+    # What was applied is tracked, so a later prune can remove it.
+    assert obj["status"]["inventory"]["entries"] == [{"id": f"{APPS}_fine__ConfigMap", "v": "v1"}]
