@@ -108,7 +108,23 @@ async def _verify(git: Git, mirror: Path, command: str, target: str, keys: Verif
             raise VerificationError(f"signature verification of {what} failed: {exc}") from None
         return _key_of(result.stderr + result.text)
     finally:
+        if keys.pgp:
+            await _stop_agent(directory / "gnupg")
         await asyncio.to_thread(shutil.rmtree, directory, True)
+
+
+async def _stop_agent(home: Path) -> None:
+    """gpg may have started a gpg-agent for the throw-away home; it daemonizes, so stop it."""
+    proc = await asyncio.create_subprocess_exec(
+        "gpgconf",
+        "--homedir",
+        str(home),
+        "--kill",
+        "all",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await proc.wait()
 
 
 async def verify_commit(git: Git, mirror: Path, commit: str, keys: VerifyKeys) -> str:

@@ -18,6 +18,15 @@ class Signer:
     env: dict[str, str]
     public: str
 
+    def close(self) -> None:
+        """Stop the gpg-agent signing started (it daemonizes, so nothing else would)."""
+        if "GNUPGHOME" in self.env:
+            subprocess.run(
+                ["gpgconf", "--homedir", self.env["GNUPGHOME"], "--kill", "all"],
+                check=False,
+                capture_output=True,
+            )
+
 
 def ssh_signer(directory: Path) -> Signer:
     key = directory / "signing"

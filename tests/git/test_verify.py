@@ -9,7 +9,7 @@ import pytest
 
 from libs.git import Git, MirrorCache
 from libs.git.verify import VerificationError, VerifyKeys, verify_commit, verify_tag
-from tests.git.signing import pgp_signer, signed_commit, ssh_signer
+from tests.git.signing import Signer, pgp_signer, signed_commit, ssh_signer
 from tests.harness.git_fixtures import GitServer
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,13 @@ async def mirror_of(cache: MirrorCache, url: str, refspecs: list[str]) -> Path:
 async def test_ssh_and_pgp_signatures(git_server: GitServer, tmp_path: Path) -> None:
     ssh = await asyncio.to_thread(ssh_signer, tmp_path)
     pgp = await asyncio.to_thread(pgp_signer, tmp_path)
+    try:
+        await _check(git_server, tmp_path, ssh, pgp)
+    finally:
+        await asyncio.to_thread(pgp.close)
+
+
+async def _check(git_server: GitServer, tmp_path: Path, ssh: Signer, pgp: Signer) -> None:
     _, url = git_server.new_repo("signed")
     by_ssh = await asyncio.to_thread(signed_commit, url, {"a": "1"}, "ssh signed", ssh)
     by_pgp = await asyncio.to_thread(signed_commit, url, {"a": "2"}, "pgp signed", pgp, tag="v1.0.0")
