@@ -158,7 +158,7 @@ async def in_process(
 
     Settings default to a free health port and text logs; the service is stopped, gracefully, on exit.
     """
-    values = {"http_addr": "127.0.0.1:0", "log_format": "text", "shutdown_grace": 5.0, **settings}
+    values = {"http_addr": "127.0.0.1:0", "log_format": "text", "shutdown_grace": 15.0, **settings}
     runtime: ServiceRuntime[Any] = ServiceRuntime(spec.settings(**values))
 
     async def main(rt: ServiceRuntime[Any]) -> None:
