@@ -63,10 +63,14 @@ from libs.git import (
     RefNotFound,
     Resolved,
     Submodule,
+    VerificationError,
+    VerifyKeys,
     git_env,
     resolve_submodule_url,
     revision,
     source_matcher,
+    verify_commit,
+    verify_tag,
 )
 
 KIND = GitRepository.KIND
@@ -84,10 +88,13 @@ INCLUDE_CYCLE = "IncludeCycle"
 class _Failure(Exception):
     """Ends a run: the condition to set (if any) and the result."""
 
-    def __init__(self, result: Result, condition: str | None = None) -> None:
+    def __init__(
+        self, result: Result, condition: str | None = None, status: str = meta.CONDITION_TRUE
+    ) -> None:
         super().__init__(result.message)
         self.result = result
         self.condition = condition
+        self.status = status
 
 
 def _fetch_failed(reason: str, message: str) -> _Failure:
@@ -98,8 +105,6 @@ def unsupported_fields(obj: GitRepository) -> list[str]:
     """The spec fields this object sets that Sluice cannot honour yet."""
     spec = obj.spec
     found = []
-    if spec.verify is not None:
-        found.append("spec.verify (commit/tag signature verification)")
     if spec.provider != "generic":
         found.append(f"spec.provider={spec.provider} (only 'generic' Secret-based auth)")
     if spec.service_account_name:
@@ -258,7 +263,7 @@ class GitRepositorySource:
         except _Failure as failure:
             if failure.condition is not None:
                 ctx.set_condition(
-                    failure.condition, meta.CONDITION_TRUE, failure.result.reason, failure.result.message
+                    failure.condition, failure.status, failure.result.reason, failure.result.message
                 )
             return failure.result
 
@@ -281,6 +286,7 @@ class GitRepositorySource:
         ref = git_ref(obj)
         timeout = parse_duration(spec.timeout or "60s")
         creds = await self._credentials(obj)
+        keys = await self._verify_keys(ctx)
         included = await self._includes(ctx)
 
         stored = status.artifact
@@ -297,6 +303,14 @@ class GitRepositorySource:
                 and status.observed_sparse_checkout == spec.sparse_checkout
                 and [a.digest for a in status.included_artifacts or []] == [a.digest for a in included]
             )
+            if spec.verify is not None:
+                verified = ctx.condition(meta.SOURCE_VERIFIED)
+                content_same = (
+                    content_same
+                    and verified is not None
+                    and verified.status == meta.CONDITION_TRUE
+                    and status.source_verification_mode == spec.verify.mode
+                )
             if stored is not None and in_storage and content_same and stored.revision == resolved.revision:
                 ctx.log.info("no changes since last reconciliation: observed revision '%s'", stored.revision)
                 return self._up_to_date(ctx, stored.revision)
@@ -313,7 +327,16 @@ class GitRepositorySource:
                 tree = tmp / "tree"
                 await asyncio.to_thread(tree.mkdir)
                 resolved, subject = await self._checkout(
-                    spec.url, ref, resolved, env, timeout, tree, creds, bool(spec.recurse_submodules)
+                    spec.url,
+                    ref,
+                    resolved,
+                    env,
+                    timeout,
+                    tree,
+                    creds,
+                    bool(spec.recurse_submodules),
+                    ctx,
+                    keys,
                 )
                 await self._copy_includes(obj, included, tmp, tree)
                 try:
@@ -426,6 +449,8 @@ class GitRepositorySource:
         tree: Path,
         creds: Credentials | None = None,
         submodules: bool = False,
+        ctx: Context[GitRepository] | None = None,
+        keys: VerifyKeys | None = None,
     ) -> tuple[Resolved, str]:
         """Bring the commit into the mirror (a delta fetch unless it is there already) and export
         it, with its submodules when asked."""
@@ -438,6 +463,8 @@ class GitRepositorySource:
                 elif ref.mode == "commit":
                     # Nothing asked the remote yet: the cached objects may be another user's fetch.
                     await self.cache.check_access(url, env=env, timeout=timeout)
+                if ctx is not None and keys is not None:
+                    await self._verify(ctx, mirror, url, resolved, keys, env, timeout)
                 await self.cache.export(mirror, resolved.commit, tree, timeout=timeout)
                 subject = await self.cache.subject(mirror, resolved.commit)
                 nested = await self.cache.submodules(mirror, resolved.commit) if submodules else []
@@ -500,6 +527,60 @@ class GitRepositorySource:
                     await self.cache.export(mirror, sub.commit, dest, timeout=timeout)
                     nested = await self.cache.submodules(mirror, sub.commit)
                 await self._submodules(url, nested, dest, sub_env, timeout, depth + 1)
+
+    async def _verify_keys(self, ctx: Context[GitRepository]) -> VerifyKeys | None:
+        """The public keys of `spec.verify.secretRef` (None without `spec.verify`)."""
+        verify = ctx.obj.spec.verify
+        if verify is None:
+            ctx.remove_condition(meta.SOURCE_VERIFIED)
+            ctx.obj.status.source_verification_mode = None
+            return None
+        name = verify.secret_ref.name
+        secret = await self.kube.get("v1", "Secret", name, ctx.obj.namespace)
+        if secret is None:
+            message = f'PGP public keys secret error: secrets "{name}" not found'
+            raise _Failure(
+                Result.failed(meta.VERIFICATION_ERROR, message), meta.SOURCE_VERIFIED, meta.CONDITION_FALSE
+            )
+        return VerifyKeys.from_secret(_secret_data(secret))
+
+    async def _verify(
+        self,
+        ctx: Context[GitRepository],
+        mirror: Path,
+        url: str,
+        resolved: Resolved,
+        keys: VerifyKeys,
+        env: dict[str, str],
+        timeout: float,
+    ) -> None:
+        """Verify the commit and/or tag signature as `spec.verify.mode` asks (the mirror is held)."""
+        verify = ctx.obj.spec.verify
+        assert verify is not None
+        mode = verify.mode
+        lines = []
+        try:
+            if mode in ("Tag", "TagAndHEAD"):
+                if resolved.tag is None:
+                    raise VerificationError(
+                        f"cannot verify tag signature(s) with mode '{mode}': the reference is not a tag"
+                    )
+                tag_ref = f"refs/tags/{resolved.tag}"
+                await self.cache.fetch(mirror, url, [f"+{tag_ref}:{tag_ref}"], env=env, timeout=timeout)
+                key = await verify_tag(self.git, mirror, tag_ref, keys)
+                lines.append(f"tag '{resolved.tag}' with key '{key}'")
+            if mode in ("HEAD", "head", "TagAndHEAD"):
+                key = await verify_commit(self.git, mirror, resolved.commit, keys)
+                lines.append(f"commit '{resolved.commit}' with key '{key}'")
+        except VerificationError as exc:
+            raise _Failure(
+                Result.failed(meta.VERIFICATION_ERROR, sanitize_message(str(exc))),
+                meta.SOURCE_VERIFIED,
+                meta.CONDITION_FALSE,
+            ) from None
+        message = "verified signature of\n" + "\n".join(f"\t- {line}" for line in lines)
+        ctx.set_condition(meta.SOURCE_VERIFIED, meta.CONDITION_TRUE, meta.SUCCEEDED, message)
+        ctx.obj.status.source_verification_mode = mode
 
     async def _fetch(
         self, mirror: Path, url: str, ref: GitRef, resolved: Resolved, env: dict[str, str], timeout: float

@@ -93,5 +93,5 @@ def test_unsupported_fields_are_named() -> None:
         }
     )
     found = " ".join(unsupported_fields(obj))
-    for field in ("spec.verify", "spec.provider=azure", "spec.serviceAccountName", "spec.proxySecretRef"):
+    for field in ("spec.provider=azure", "spec.serviceAccountName", "spec.proxySecretRef"):
         assert field in found

@@ -35,6 +35,7 @@ from libs.devservers.git import commit_files, seed_repo
 from libs.kube_emulator import KubeEmulator
 from services.source.app import SPEC
 from tests.git.http_git import http_git_server
+from tests.git.signing import signed_commit, ssh_signer
 from tests.harness.git_fixtures import GitServer
 from tests.harness.services import RunningService, running_service
 
@@ -503,15 +504,14 @@ async def test_tag_semver_commit_refs_include_and_unsupported_fields(env: Env) -
     await eventually(unavailable, what="IncludeUnavailable")
 
     # Unsupported fields are reported, never ignored.
-    await env.secret("keys", {"author.asc": "x"})
-    await env.create("verified", url, verify={"mode": "HEAD", "secretRef": {"name": "keys"}})
+    await env.create("appauth", url, provider="github")
 
     async def stalled() -> dict[str, Any] | None:
-        conds = await env.conditions("verified")
+        conds = await env.conditions("appauth")
         return conds if conds.get("Stalled", {}).get("reason") == "UnsupportedField" else None
 
     conds = await eventually(stalled, what="UnsupportedField")
-    assert "spec.verify" in conds["Ready"]["message"]
+    assert "spec.provider=github" in conds["Ready"]["message"]
 
 
 async def test_suspend_and_resume(env: Env) -> None:
@@ -714,3 +714,55 @@ async def test_file_url_repository(env: Env) -> None:
 
     conds = await eventually(refused, what="cache URL refused")
     assert "Git cache" in conds["Ready"]["message"]
+
+
+async def test_verify_signatures(env: Env) -> None:
+    await env.ssh_secret()
+    signer = await in_thread(ssh_signer, env.tmp)
+    bare, _ = env.git_server.new_repo("signed")
+    url = env.git_server.ssh.url_for(bare)
+    signed = await in_thread(
+        signed_commit, url, {"a.yaml": "a: 1\n"}, "signed", signer, env=env.ssh_env, tag="v1.0.0"
+    )
+    await env.secret("signers", {"author.sshpub": signer.public})
+
+    await env.create("head", url, verify={"mode": "HEAD", "secretRef": {"name": "signers"}})
+    await env.create(
+        "both", url, ref={"tag": "v1.0.0"}, verify={"mode": "TagAndHEAD", "secretRef": {"name": "signers"}}
+    )
+    await env.create("tagonbranch", url, verify={"mode": "Tag", "secretRef": {"name": "signers"}})
+    obj = await env.ready_at("head", f"main@sha1:{signed}")
+    conds = {c["type"]: c for c in obj["status"]["conditions"]}
+    assert conds["SourceVerified"]["status"] == "True"
+    assert conds["SourceVerified"]["message"].startswith(
+        f"verified signature of\n\t- commit '{signed}' with key 'SHA256:"
+    )
+    assert obj["status"]["sourceVerificationMode"] == "HEAD"
+    obj = await env.ready_at("both", f"v1.0.0@sha1:{signed}")
+    message = {c["type"]: c for c in obj["status"]["conditions"]}["SourceVerified"]["message"]
+    assert "tag 'v1.0.0' with key" in message and f"commit '{signed}' with key" in message
+
+    async def verification_failed(name: str) -> dict[str, Any] | None:
+        conds = await env.conditions(name)
+        verified = conds.get("SourceVerified", {})
+        if verified.get("status") == "False" and conds.get("Ready", {}).get("reason") == "VerificationError":
+            return conds
+        return None
+
+    conds = await eventually(lambda: verification_failed("tagonbranch"), what="Tag mode on a branch")
+    assert "not a tag" in conds["SourceVerified"]["message"]
+
+    # An unsigned commit is not accepted; the last verified artifact stays.
+    unsigned = await in_thread(signed_commit, url, {"a.yaml": "a: 2\n"}, "unsigned", None, env=env.ssh_env)
+    await env.bus.publish(
+        GitCommit(
+            repository=ObjectRef(api_version=GV, kind=KIND, namespace=NS, name="head"),
+            branch="main",
+            commit=unsigned,
+            revision=f"main@sha1:{unsigned}",
+        )
+    )
+    conds = await eventually(lambda: verification_failed("head"), what="unsigned commit rejected")
+    assert unsigned in conds["SourceVerified"]["message"]
+    assert conds["ArtifactOutdated"]["message"] == f"new upstream revision 'main@sha1:{unsigned}'"
+    assert (await env.get("head"))["status"]["artifact"]["revision"] == f"main@sha1:{signed}"
