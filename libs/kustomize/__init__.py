@@ -105,6 +105,11 @@ def _finish_annotations(r: Resource, build_metadata: list[str]) -> None:
     if "transformerAnnotations" in build_metadata and r.transformations:
         extra[TRANSFORMATIONS_ANNOTATION] = r.transformations_text()
     annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        # kustomize rewrites metadata.annotations as a map of strings when it drops its own
+        for key, value in annotations.items():
+            if not isinstance(value, str) and not isinstance(value, dict | list):
+                annotations[key] = _annotation_text(value)
     if extra:
         if not isinstance(annotations, dict):
             annotations = {}
@@ -113,6 +118,14 @@ def _finish_annotations(r: Resource, build_metadata: list[str]) -> None:
     elif isinstance(annotations, dict) and not annotations:
         # kustomize always carries internal annotations and clears the map when it empties
         del meta["annotations"]
+
+
+def _annotation_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _sorted(resources: list[Resource], top: KustTarget) -> list[Resource]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.resource import Gvk, ResId, Resource, as_text, parse_label_selector, selector_matches
+from libs.kustomize.yamlio import resolve_plain_v3
 
 DEFAULT_FIELD_PATH = "metadata.name"
 
@@ -135,15 +136,22 @@ def _apply_target(resources: list[Resource], value: Any, raw: Any, where: str) -
             continue
         if annotation_req is not None and not selector_matches(annotation_req, r.annotations()):
             continue
-        if not any(selector.selects(i) and not any(rej.selects(i) for rej in rejects) for i in r.all_ids()):
-            continue
+        ids = r.all_ids()
+        if not any(selector.selects(i) for i in ids) or any(rej.selects(i) for rej in rejects for i in ids):
+            continue  # any id, current or previous, selects; any id rejects
         for path in paths:
             slots = _find_slots(r.obj, split_field_path(path), create)
             if not slots:
                 verb = "find or create" if create else "find"
                 raise KustomizeError(f'{where}: unable to {verb} field "{path}" in replacement target')
-            for container, key in slots:
-                container[key] = _new_value(container[key], value, delimiter, index, where)
+            for container, key, created in slots:
+                if created and not isinstance(value, dict | list):
+                    # a created field gets the text only; YAML then types it (so "1" becomes 1)
+                    container[key] = resolve_plain_v3(
+                        _scalar_text(_new_value("", value, delimiter, index, where))
+                    )
+                else:
+                    container[key] = _new_value(container[key], value, delimiter, index, where)
 
 
 def _scalar_text(value: Any) -> str:
@@ -218,14 +226,17 @@ def _field_name(part: str) -> str:
     return part
 
 
-def _find_slots(node: Any, parts: list[str], create: bool) -> list[tuple[Any, Any]]:
-    """(container, key) of every field the path designates; ``create`` adds missing ones."""
-    slots: list[tuple[Any, Any]] = []
+Slot = tuple[Any, Any, bool]
+
+
+def _find_slots(node: Any, parts: list[str], create: bool) -> list[Slot]:
+    """(container, key, created) of every field the path designates; ``create`` adds missing ones."""
+    slots: list[Slot] = []
     _walk(node, parts, create, slots)
     return slots
 
 
-def _walk(node: Any, parts: list[str], create: bool, slots: list[tuple[Any, Any]]) -> None:
+def _walk(node: Any, parts: list[str], create: bool, slots: list[Slot]) -> None:
     part, rest = parts[0], parts[1:]
     if isinstance(node, list):
         if part == "*":
@@ -243,19 +254,21 @@ def _walk(node: Any, parts: list[str], create: bool, slots: list[tuple[Any, Any]
             if rest:
                 _walk(node[i], rest, create, slots)
             else:
-                slots.append((node, i))
+                slots.append((node, i, False))
         return
     if not isinstance(node, dict):
         return
     keys = list(node) if part == "*" else [_field_name(part)]
     for key in keys:
+        created = False
         if key not in node:
             if not create:
                 continue
             node[key] = {} if rest else None
+            created = True
         if rest:
             if node[key] is None and create:
                 node[key] = [] if _element_match(rest[0]) else {}
             _walk(node[key], rest, create, slots)
         else:
-            slots.append((node, key))
+            slots.append((node, key, created))
