@@ -106,7 +106,7 @@ async def kube_objects(kubeconfig: str) -> tuple[set[str], dict[str, Any] | None
     try:
         crds, _ = await kube.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition")
         repo = await kube.get("source.toolkit.fluxcd.io/v1", "GitRepository", "demo", "flux-system")
-        images = await kube.get("image.toolkit.fluxcd.io/v1", "ImageRepository", "app", "flux-system")
+        images = await kube.get("source.toolkit.fluxcd.io/v1", "HelmRepository", "charts", "flux-system")
         return {c["metadata"]["name"] for c in crds}, repo, images
     finally:
         await kube.close()
@@ -125,10 +125,10 @@ async def create_objects(kubeconfig: str, git_url: str) -> None:
         )
         await kube.create(
             {
-                "apiVersion": "image.toolkit.fluxcd.io/v1",
-                "kind": "ImageRepository",
-                "metadata": {"name": "app", "namespace": "flux-system"},
-                "spec": {"image": "ghcr.io/example/app", "interval": "5m"},
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "HelmRepository",
+                "metadata": {"name": "charts", "namespace": "flux-system"},
+                "spec": {"url": "https://charts.example.com", "interval": "5m"},
             }
         )
     finally:
@@ -162,7 +162,7 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert http(f"{ep['artifacts']}/gitrepository/flux-system/none/x.tar.gz")[0] == 404
         assert http(f"http://{ep['registry']}/v2/")[0] == 200
 
-        # A repository in the stack's Git root becomes a served artifact; image kinds say honestly
+        # A repository in the stack's Git root becomes a served artifact; kinds not built yet say honestly
         # that they are not reconciled yet.
         git_url = Path(ep["git_root"], "demo.git").as_uri()
         init_bare(Path(ep["git_root"]) / "demo.git")
@@ -185,9 +185,9 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert conditions(images)["Ready"]["reason"] == "NotImplemented"
 
         deadline = time.monotonic() + 10
-        gauge = 'sluice_objects{kind="ImageRepository",ready="False"} 1.0'
-        while gauge not in http(f"{ep['services']['image_scan']}/metrics")[1].decode():
-            assert time.monotonic() < deadline, "the objects gauge never counted the ImageRepository"
+        gauge = 'sluice_objects{kind="HelmRepository",ready="False"} 1.0'
+        while gauge not in http(f"{ep['services']['source']}/metrics")[1].decode():
+            assert time.monotonic() < deadline, "the objects gauge never counted the HelmRepository"
             time.sleep(0.2)
 
         table = subprocess.run(
@@ -202,8 +202,8 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
             line.split()[1]: line.split() for line in table.splitlines() if line.startswith("flux-system")
         }
         assert rows["gitrepository/demo"][2:5] == [f"main@sha1:{commit}", "False", "True"]
-        assert rows["imagerepository/app"][2:4] == ["False", "False"]
-        assert "does not reconcile ImageRepository yet" in table
+        assert rows["helmrepository/charts"][2:4] == ["False", "False"]
+        assert "does not reconcile HelmRepository yet" in table
     finally:
         code, leftovers = up.stop()
     assert code == 0, up.output()
