@@ -28,7 +28,7 @@ NS = "replicas"
 def reconciles(metrics_url: str) -> int:
     with urllib.request.urlopen(metrics_url, timeout=5) as resp:
         text = resp.read().decode()
-    pattern = r'sluice_reconcile_duration_seconds_count\{kind="ImageRepository",result="[a-z]+"\} ([0-9.]+)'
+    pattern = r'sluice_reconcile_duration_seconds_count\{kind="HelmRelease",result="[a-z]+"\} ([0-9.]+)'
     return int(sum(float(v) for v in re.findall(pattern, text)))
 
 
@@ -50,10 +50,18 @@ async def create_objects(kubeconfig: str) -> None:
         for n in range(OBJECTS):
             await kube.create(
                 {
-                    "apiVersion": "image.toolkit.fluxcd.io/v1",
-                    "kind": "ImageRepository",
+                    "apiVersion": "helm.toolkit.fluxcd.io/v2",
+                    "kind": "HelmRelease",
                     "metadata": {"name": f"app-{n}", "namespace": NS},
-                    "spec": {"image": f"ghcr.io/example/app-{n}", "interval": "1h"},
+                    "spec": {
+                        "interval": "1h",
+                        "chart": {
+                            "spec": {
+                                "chart": "app",
+                                "sourceRef": {"kind": "HelmRepository", "name": "charts"},
+                            }
+                        },
+                    },
                 }
             )
     finally:
@@ -74,12 +82,12 @@ def test_two_processes_share_the_work_exactly_once(
                 "SLUICE_KUBECONFIG": str(kube_emulator.kubeconfig),
                 "SLUICE_HTTP_ADDR": f"127.0.0.1:{port}",
                 "SLUICE_WATCH_NAMESPACE": NS,
-                "SLUICE_REPLICA_ID": f"image-scan-{n}",
+                "SLUICE_REPLICA_ID": f"apply-{n}",
             }
             process = ManagedProcess(
-                f"image-scan-{n}",
-                [sys.executable, "-m", "services.image_scan"],
-                log_path=tmp_path / f"image-scan-{n}.log",
+                f"apply-{n}",
+                [sys.executable, "-m", "services.apply"],
+                log_path=tmp_path / f"apply-{n}.log",
                 env=env,
             )
             process.start()
