@@ -16,6 +16,7 @@ from libs.kustomize.config import FieldSpec
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.generate import content_hash
 from libs.kustomize.loader import Loader
+from libs.kustomize.replacements import UntypedText, resolve_untyped
 from libs.kustomize.resource import ORIGIN_ANNOTATION, TRANSFORMATIONS_ANNOTATION, Gvk, Resource
 from libs.kustomize.target import KustTarget
 from libs.kustomize.transform import fix_name_references, transform_map_entries
@@ -91,6 +92,8 @@ def build(path: str | os.PathLike[str]) -> BuildResult:
     out = []
     for r in resources:
         _finish_annotations(r, build_metadata)
+        if r.has_untyped:
+            resolve_untyped(r.obj)
         out.append(r.obj)
     return BuildResult(out)
 
@@ -108,7 +111,9 @@ def _finish_annotations(r: Resource, build_metadata: list[str]) -> None:
     if isinstance(annotations, dict):
         # kustomize rewrites metadata.annotations as a map of strings when it drops its own
         for key, value in annotations.items():
-            if not isinstance(value, str) and not isinstance(value, dict | list):
+            if isinstance(value, UntypedText):
+                annotations[key] = str(value)
+            elif not isinstance(value, str) and not isinstance(value, dict | list):
                 annotations[key] = _annotation_text(value)
     if extra:
         if not isinstance(annotations, dict):

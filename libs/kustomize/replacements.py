@@ -19,6 +19,25 @@ from libs.kustomize.yamlio import resolve_plain_v3
 DEFAULT_FIELD_PATH = "metadata.name"
 
 
+class UntypedText(str):
+    """The text of a scalar a replacement created: kyaml gives such a node no tag, so its type
+    is decided from the text when the object is printed (``"1"`` prints as ``1``), while later
+    replacements and metadata.annotations treat it as text. See :func:`resolve_untyped`."""
+
+
+def resolve_untyped(node: Any) -> Any:
+    """``node`` with every :class:`UntypedText` replaced by the value its text denotes."""
+    if isinstance(node, UntypedText):
+        return resolve_plain_v3(str(node))
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = resolve_untyped(value)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            node[index] = resolve_untyped(value)
+    return node
+
+
 @dataclass(frozen=True, slots=True)
 class IdSelector:
     gvk: Gvk
@@ -145,11 +164,12 @@ def _apply_target(resources: list[Resource], value: Any, raw: Any, where: str) -
                 verb = "find or create" if create else "find"
                 raise KustomizeError(f'{where}: unable to {verb} field "{path}" in replacement target')
             for container, key, created in slots:
-                if created and not isinstance(value, dict | list):
-                    # a created field gets the text only; YAML then types it (so "1" becomes 1)
-                    container[key] = resolve_plain_v3(
-                        _scalar_text(_new_value("", value, delimiter, index, where))
-                    )
+                untyped = created or isinstance(container[key], UntypedText)
+                if untyped and not isinstance(value, dict | list):
+                    # a created field gets the text only; YAML types it when printed
+                    text = _scalar_text(_new_value("", value, delimiter, index, where))
+                    container[key] = UntypedText(text)
+                    r.has_untyped = True
                 else:
                     container[key] = _new_value(container[key], value, delimiter, index, where)
 

@@ -158,6 +158,7 @@ class Resource:
     generated: bool = False
     origin: str | None = None
     transformations: list[str] = field(default_factory=list)
+    has_untyped: bool = False  # replacements created fields typed only when printed
     # (path of a map, key) -> every (path, key) whose value shares one YAML node with it;
     # see transform.transform_map_entries
     links: dict[tuple[tuple[str | int, ...], str], list[tuple[tuple[str | int, ...], str]]] = field(
@@ -327,6 +328,7 @@ class Resource:
         self.name_suffixes = list(other.name_suffixes)
         self.needs_hash = other.needs_hash
         self.behavior = other.behavior
+        self.has_untyped = self.has_untyped or other.has_untyped
 
 
 def _same_ending(a: list[str], b: list[str]) -> bool:
