@@ -25,6 +25,19 @@ class UntypedText(str):
     replacements and metadata.annotations treat it as text. See :func:`resolve_untyped`."""
 
 
+def untyped_to_strings(node: Any) -> Any:
+    """``node`` with every :class:`UntypedText` made a plain string (kyaml's merge tags them !!str)."""
+    if isinstance(node, UntypedText):
+        return str(node)
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = untyped_to_strings(value)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            node[index] = untyped_to_strings(value)
+    return node
+
+
 def resolve_untyped(node: Any) -> Any:
     """``node`` with every :class:`UntypedText` replaced by the value its text denotes."""
     if isinstance(node, UntypedText):

@@ -19,7 +19,7 @@ from libs.kustomize.config import (
 from libs.kustomize.errors import KustomizeError
 from libs.kustomize.generate import GeneratorOptions, make_generated
 from libs.kustomize.loader import Loader, LoaderError
-from libs.kustomize.replacements import apply_replacements
+from libs.kustomize.replacements import apply_replacements, resolve_untyped, untyped_to_strings
 from libs.kustomize.resource import (
     Gvk,
     Resource,
@@ -672,6 +672,9 @@ def _apply_smp(r: Resource, patch: dict[str, Any], allow_name: bool, allow_kind:
     if patch.get("$patch") == "delete":
         r.obj = {}
         return
+    if r.has_untyped:  # kyaml's merge gives untyped scalars a string tag
+        untyped_to_strings(r.obj)
+        r.has_untyped = False
     before = r.snapshot_links() if r.links else []
     try:
         r.obj = apply_strategic_merge(r.obj, patch, _schema(r.obj))
@@ -711,6 +714,9 @@ def _apply_json6902(
         if store_id:
             r.store_previous_id()
         r.links.clear()  # kustomize applies JSON patches to a JSON copy: shared nodes are gone
+        if r.has_untyped:  # ... and through JSON every untyped scalar gets its type
+            resolve_untyped(r.obj)
+            r.has_untyped = False
         # kustomize's objects carry their bookkeeping as annotations while the patch runs, so
         # e.g. "add /metadata/annotations/x" works on an object without annotations of its own.
         internal = r.internal_annotations(with_origin=with_origin, with_transformations=with_transformations)
