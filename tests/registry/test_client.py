@@ -1,0 +1,249 @@
+"""The OCI distribution client against a real docker-registry (anonymous and htpasswd) and, for what
+that registry cannot show (bearer-token challenge, Link pagination, null tag lists, 429), a small
+real aiohttp registry on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from libs.devservers.registry import DockerRegistry, push_image
+from libs.registry import (
+    AuthCache,
+    AuthenticationError,
+    Credentials,
+    RateLimited,
+    RegistryClient,
+    RegistryError,
+    credentials_from_dockerconfig,
+    parse_challenge,
+    parse_image,
+)
+from tests.harness.registry_fixtures import AuthRegistry
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("image", "canonical", "api_host"),
+    [
+        ("alpine", "docker.io/library/alpine", "registry-1.docker.io"),
+        ("fluxcd/flux", "docker.io/fluxcd/flux", "registry-1.docker.io"),
+        ("docker.io/alpine", "docker.io/library/alpine", "registry-1.docker.io"),
+        ("index.docker.io/fluxcd/flux", "docker.io/fluxcd/flux", "registry-1.docker.io"),
+        ("ghcr.io/stefanprodan/podinfo", "ghcr.io/stefanprodan/podinfo", "ghcr.io"),
+        ("localhost:5000/app", "localhost:5000/app", "localhost:5000"),
+        ("localhost/app", "localhost/app", "localhost"),
+        ("127.0.0.1:5000/team/app", "127.0.0.1:5000/team/app", "127.0.0.1:5000"),
+    ],
+)
+def test_parse_image(image: str, canonical: str, api_host: str) -> None:
+    name = parse_image(image)
+    assert (name.canonical, name.api_host) == (canonical, api_host)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "image", ["", "https://ghcr.io/app", "ghcr.io/app:1.0", "app@sha256:abc", "Upper/Case"]
+)
+def test_parse_image_refuses(image: str) -> None:
+    with pytest.raises(ValueError):
+        parse_image(image)
+
+
+@pytest.mark.unit
+def test_dockerconfigjson_lookup() -> None:
+    auth = base64.b64encode(b"bob:s3cret").decode()
+    doc = json.dumps(
+        {
+            "auths": {
+                "https://index.docker.io/v1/": {"auth": auth},
+                "ghcr.io": {"username": "alice", "password": "pw"},
+                "harbor.example.com": {"identitytoken": "refresh"},
+            }
+        }
+    ).encode()
+    assert credentials_from_dockerconfig(doc, "docker.io") == Credentials("bob", "s3cret")
+    assert credentials_from_dockerconfig(doc, "ghcr.io") == Credentials("alice", "pw")
+    assert credentials_from_dockerconfig(doc, "harbor.example.com") == Credentials(identity_token="refresh")
+    assert credentials_from_dockerconfig(doc, "quay.io") is None
+    with pytest.raises(ValueError, match="auths"):
+        credentials_from_dockerconfig(b"{}", "ghcr.io")
+    assert "s3cret" not in repr(Credentials("bob", "s3cret"))
+
+
+@pytest.mark.unit
+def test_parse_challenge() -> None:
+    scheme, params = parse_challenge(
+        'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a:pull"'
+    )
+    assert scheme == "bearer"
+    assert params == {
+        "realm": "https://auth.example.com/token",
+        "service": "registry.example.com",
+        "scope": "repository:a:pull",
+    }
+    assert parse_challenge('Basic realm="x"') == ("basic", {"realm": "x"})
+
+
+# --- the real docker-registry -------------------------------------------------------------------
+
+
+def _client(host: str, repository: str, **kwargs: object) -> RegistryClient:
+    return RegistryClient(parse_image(f"{host}/{repository}"), insecure=True, timeout=10.0, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_docker_registry_tags_and_digest(registry: DockerRegistry) -> None:
+    digests = {}
+    for tag in ("1.0.0", "1.1.0", "latest"):
+        digests[tag] = await asyncio.to_thread(push_image, registry.url, "client/anon", tag)
+    client = _client(registry.host, "client/anon")
+    assert sorted(await client.list_tags()) == ["1.0.0", "1.1.0", "latest"]
+    assert await client.digest("1.1.0") == digests["1.1.0"]
+    with pytest.raises(RegistryError, match="not found"):
+        await _client(registry.host, "client/missing").list_tags()
+
+
+async def test_docker_registry_basic_auth(registry_auth: AuthRegistry) -> None:
+    await asyncio.to_thread(
+        push_image,
+        registry_auth.url,
+        "client/private",
+        "2.0.0",
+        username=registry_auth.username,
+        password=registry_auth.password,
+    )
+    requests: list[tuple[str, str]] = []
+    cache = AuthCache()
+    client = _client(
+        registry_auth.host,
+        "client/private",
+        credentials=Credentials(registry_auth.username, registry_auth.password),
+        auth_cache=cache,
+        observe=lambda what, outcome: requests.append((what, outcome)),
+    )
+    assert await client.list_tags() == ["2.0.0"]
+    assert requests == [("tags", "401"), ("tags", "200")]
+    requests.clear()
+    assert await client.list_tags() == ["2.0.0"]
+    assert requests == [("tags", "200")]  # the scheme is remembered: one request
+    with pytest.raises(AuthenticationError) as err:
+        await _client(
+            registry_auth.host, "client/private", credentials=Credentials("sluice", "wrong")
+        ).list_tags()
+    assert "wrong" not in str(err.value)
+    with pytest.raises(AuthenticationError):
+        await _client(registry_auth.host, "client/private").list_tags()
+
+
+# --- a bearer-token registry that pages, answers null and rate-limits ---------------------------
+
+
+@dataclass
+class FakeRegistry:
+    url: str = ""
+    tags: list[str] | None = field(default_factory=list)
+    page_size: int = 2
+    limited: int = 0
+    retry_after: str = "7"
+    hits: list[str] = field(default_factory=list)
+    token_requests: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://")
+
+
+USER, PASSWORD, TOKEN = "robot", "pa55", "tok-123"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeRegistry]:
+    state = FakeRegistry()
+
+    async def token(request: web.Request) -> web.Response:
+        state.token_requests.append(request.query.get("scope", ""))
+        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401)
+        return web.json_response({"token": TOKEN, "expires_in": 300})
+
+    async def tags(request: web.Request) -> web.Response:
+        state.hits.append(request.path_qs)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            challenge = (
+                f'Bearer realm="{state.url}/token",service="fake",'
+                f'scope="repository:{request.match_info["repo"]}:pull"'
+            )
+            return web.json_response({"errors": []}, status=401, headers={"WWW-Authenticate": challenge})
+        if state.limited > 0:
+            state.limited -= 1
+            return web.json_response(
+                {"errors": [{"code": "TOOMANYREQUESTS"}]},
+                status=429,
+                headers={"Retry-After": state.retry_after},
+            )
+        if state.tags is None:
+            return web.json_response({"name": request.match_info["repo"], "tags": None})
+        last = request.query.get("last")
+        start = state.tags.index(last) + 1 if last else 0
+        page = state.tags[start : start + state.page_size]
+        headers = {}
+        if start + state.page_size < len(state.tags):
+            headers["Link"] = (
+                f'</v2/{request.match_info["repo"]}/tags/list?n={state.page_size}&last={page[-1]}>; rel="next"'
+            )
+        return web.json_response({"name": request.match_info["repo"], "tags": page}, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    app.router.add_get("/v2/{repo:.+}/tags/list", tags)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+async def test_bearer_challenge_pagination_and_token_reuse(fake: FakeRegistry) -> None:
+    fake.tags = ["b", "a", "d", "c", "e"]  # unsorted, 3 pages
+    cache = AuthCache()
+    client = _client(fake.host, "team/app", credentials=Credentials(USER, PASSWORD), auth_cache=cache)
+    assert await client.list_tags() == ["b", "a", "d", "c", "e"]
+    assert fake.token_requests == ["repository:team/app:pull"]
+    assert len(fake.hits) == 4  # the challenge, then 3 pages
+    fake.hits.clear()
+    fake.tags = ["x"]
+    assert await client.list_tags() == ["x"]
+    assert fake.hits == ["/v2/team/app/tags/list"]  # token reused: one request
+    assert len(fake.token_requests) == 1
+
+
+async def test_bearer_refused_credentials_and_null_tags(fake: FakeRegistry) -> None:
+    with pytest.raises(AuthenticationError, match="refused the credentials") as err:
+        await _client(fake.host, "team/app", credentials=Credentials(USER, "nope")).list_tags()
+    assert "nope" not in str(err.value)
+    fake.tags = None
+    assert await _client(fake.host, "team/app", credentials=Credentials(USER, PASSWORD)).list_tags() == []
+
+
+async def test_rate_limited(fake: FakeRegistry) -> None:
+    fake.limited = 1
+    client = _client(fake.host, "team/app", credentials=Credentials(USER, PASSWORD))
+    with pytest.raises(RateLimited) as err:
+        await client.list_tags()
+    assert err.value.retry_after == 7.0
+    assert "rate limited" in str(err.value)
+    fake.tags = ["1.0"]
+    assert await client.list_tags() == ["1.0"]
