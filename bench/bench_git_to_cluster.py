@@ -119,6 +119,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                     artifact_store=f"file://{tmp / 'src'}",
                     artifact_addr="127.0.0.1:0",
                     git_cache_dir=str(tmp / "cache"),
+                    allow_file_urls=True,
                 ) as source,
                 in_process(
                     BUILD, **common, artifact_store=f"file://{tmp / 'build'}", artifact_addr="127.0.0.1:0"

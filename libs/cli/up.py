@@ -172,6 +172,7 @@ class Stack:
             env["SLUICE_ARTIFACT_ADDR"] = f"127.0.0.1:{port}"
             env["SLUICE_ARTIFACT_BASE_URL"] = f"http://127.0.0.1:{port}"
             env["SLUICE_GIT_CACHE_DIR"] = str(self.state_dir / "git-cache")
+            env["SLUICE_ALLOW_FILE_URLS"] = "true"  # single-user: the Git root is file://
         if name == "build":
             port = self._port_for("bundles")
             env["SLUICE_ARTIFACT_ADDR"] = f"127.0.0.1:{port}"

@@ -38,6 +38,13 @@ class SourceSettings(Settings):
             "is fetched as a delta instead of a fresh clone."
         ),
     )
+    allow_file_urls: bool = Field(
+        False,
+        description=(
+            "Accept file:// GitRepository URLs (repositories on this service's filesystem). Off by default: "
+            "in a shared cluster it would expose the pod's files; `sluice up` turns it on for its Git root."
+        ),
+    )
     git_cache_max_idle: float = Field(
         604800.0,
         ge=0.0,
@@ -45,36 +52,29 @@ class SourceSettings(Settings):
     )
 
 
-# The GitRepository machinery of each running app, shared by its reconciler and its setup hook.
-_GIT_SOURCES: dict[int, GitRepositorySource] = {}
+def _new_git_source(app: App) -> GitRepositorySource:
+    """The GitRepository machinery of one running app, shared by its reconciler and setup hook."""
+    commands = Counter(
+        "sluice_git_commands_total",
+        "git commands run by the source service, by subcommand and outcome (ok, error, timeout).",
+        ["command", "outcome"],
+        registry=app.runtime.metrics.registry,
+    )
+    git = Git(observe=lambda command, outcome: commands.labels(command, outcome).inc())
+    settings = app.settings
+    return GitRepositorySource(
+        store=store_from_url(settings.artifact_store),
+        cache=MirrorCache(Path(settings.git_cache_dir), git),
+        bus=app.bus,
+        kube=app.kube,
+        base_url=settings.artifact_base_url,
+        allow_file_urls=settings.allow_file_urls,
+    )
 
 
 def git_source(app: App) -> GitRepositorySource:
-    """The app's GitRepository reconciler state (created on first use)."""
-    source = _GIT_SOURCES.get(id(app))
-    if source is None:
-        commands = Counter(
-            "sluice_git_commands_total",
-            "git commands run by the source service, by subcommand and outcome (ok, error, timeout).",
-            ["command", "outcome"],
-            registry=app.runtime.metrics.registry,
-        )
-        git = Git(observe=lambda command, outcome: commands.labels(command, outcome).inc())
-        settings = app.settings
-        source = GitRepositorySource(
-            store=store_from_url(settings.artifact_store),
-            cache=MirrorCache(Path(settings.git_cache_dir), git),
-            bus=app.bus,
-            kube=app.kube,
-            base_url=settings.artifact_base_url,
-        )
-        _GIT_SOURCES[id(app)] = source
-
-        async def forget() -> None:
-            _GIT_SOURCES.pop(id(app), None)
-
-        app.cleanups.append(forget)
-    return source
+    """The app's GitRepository reconciler state (one per app)."""
+    return app.shared(_new_git_source)
 
 
 def public_url(bound: str) -> str:

@@ -200,6 +200,7 @@ class GitRepositorySource:
     bus: Bus
     kube: Kube
     base_url: str = ""
+    allow_file_urls: bool = False
     _base_url_set: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -233,7 +234,11 @@ class GitRepositorySource:
             )
         parts = urlsplit(ctx.obj.spec.url)
         problem = None
-        if parts.scheme == "file":
+        if parts.scheme == "file" and not self.allow_file_urls:
+            # In a shared cluster file:// would let anyone read repositories on the service's own
+            # filesystem; only a single-user setup (sluice up) turns it on.
+            problem = "file:// URLs are disabled on this source service (SLUICE_ALLOW_FILE_URLS)"
+        elif parts.scheme == "file":
             # The service's own cache holds every tenant's mirrors: never readable through file://.
             path = await asyncio.to_thread(os.path.realpath, parts.path or "/")
             cache = await asyncio.to_thread(os.path.realpath, self.cache.root)

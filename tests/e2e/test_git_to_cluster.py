@@ -124,6 +124,7 @@ async def env(nats_url: str, git_server: GitServer, tmp_path: Path) -> AsyncIter
                     artifact_store=f"file://{tmp_path / 'source'}",
                     artifact_addr="127.0.0.1:0",
                     git_cache_dir=str(tmp_path / "git-cache"),
+                    allow_file_urls=True,
                 ),
                 running_service(
                     BUILD,

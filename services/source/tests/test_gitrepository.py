@@ -215,6 +215,7 @@ async def env(nats_url: str, tmp_path: Path, git_server: GitServer) -> AsyncIter
                 artifact_store=f"file://{tmp_path / 'artifacts'}",
                 artifact_addr="127.0.0.1:0",
                 git_cache_dir=str(tmp_path / "git-cache"),
+                allow_file_urls=True,
             ) as svc:
                 yield Env(kube, bus, svc, git_server, tmp_path, artifacts, events)
         finally:
