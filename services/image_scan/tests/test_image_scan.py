@@ -1,0 +1,289 @@
+"""The image-scan service against a real docker-registry (anonymous and htpasswd), a real
+nats-server and the Kubernetes emulator.
+
+What a user sees: ImageRepository and ImagePolicy status, `image.tag` and event records on the
+bus, and the registry requests the service made (its `sluice_registry_requests_total` metric).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from libs.common import names
+from libs.common.api.crd import crd_documents
+from libs.common.api.image.imagepolicy import ImagePolicy, ImagePolicyV1beta2
+from libs.common.api.image.imagerepository import ImageRepository
+from libs.common.bus import Bus, Delivery
+from libs.common.events import EventRecord, ImageTag, ObjectRef, ReconcileRequest
+from libs.common.events import subjects as subj
+from libs.common.kube import Kube
+from libs.devservers.registry import DockerRegistry, push_image
+from libs.kube_emulator import KubeEmulator
+from services.image_scan.app import SPEC
+from tests.harness.registry_fixtures import AuthRegistry
+from tests.harness.services import RunningService, running_service
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+REPO_GV = ImageRepository.api_version()
+POLICY_GV = ImagePolicy.api_version()
+
+
+@dataclass
+class Env:
+    kube: Kube
+    bus: Bus
+    svc: RunningService
+    ns: str
+    tags: list[ImageTag] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+
+    async def repository(self, name: str, image: str, **spec: Any) -> None:
+        body = {"image": image, "interval": "1h", "insecure": True, **spec}
+        await self.kube.create(
+            {
+                "apiVersion": REPO_GV,
+                "kind": "ImageRepository",
+                "metadata": {"name": name, "namespace": self.ns},
+                "spec": body,
+            }
+        )
+
+    async def policy(self, name: str, repo: str, policy: dict[str, Any], **spec: Any) -> None:
+        body = {"imageRepositoryRef": {"name": repo}, "policy": policy, **spec}
+        await self.kube.create(
+            {
+                "apiVersion": POLICY_GV,
+                "kind": "ImagePolicy",
+                "metadata": {"name": name, "namespace": self.ns},
+                "spec": body,
+            }
+        )
+
+    async def status(self, gv: str, kind: str, name: str) -> dict[str, Any]:
+        obj = await self.kube.get(gv, kind, name, self.ns)
+        assert obj is not None
+        return dict(obj.get("status") or {})
+
+    async def ready(self, gv: str, kind: str, name: str, status: str = "True", **want: Any) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            st = await self.status(gv, kind, name)
+            ready = next((c for c in st.get("conditions") or [] if c["type"] == "Ready"), None)
+            if ready is None or ready["status"] != status:
+                return None
+            for key, value in want.items():
+                if key == "message" and ready["message"] != value:
+                    return None
+                if key == "reason" and ready["reason"] != value:
+                    return None
+                if key not in ("message", "reason") and st.get(key) != value:
+                    return None
+            return st
+
+        result: dict[str, Any] = await eventually(check, what=f"{kind} {name} Ready={status} {want}")
+        return result
+
+    async def tag_requests(self) -> float:
+        async with aiohttp.ClientSession() as session, session.get(f"{self.svc.url}/metrics") as resp:
+            text = await resp.text()
+        found = re.findall(r'sluice_registry_requests_total\{outcome="200",what="tags"\} ([0-9.e+]+)', text)
+        return float(found[0]) if found else 0.0
+
+    def image_tags(self, name: str) -> list[ImageTag]:
+        return [t for t in self.tags if t.policy.name == name]
+
+    async def scan_now(self, name: str) -> None:
+        """What a Receiver or `sluice reconcile` does: a reconcile.request on the bus."""
+        ref = ObjectRef(api_version=REPO_GV, kind="ImageRepository", namespace=self.ns, name=name)
+        await self.bus.publish(
+            ReconcileRequest(object=ref, reason="receiver"), msg_id=f"test-{uuid.uuid4().hex}"
+        )
+
+
+@pytest.fixture
+async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    ns = f"img-{uuid.uuid4().hex[:8]}"
+    async with KubeEmulator() as emu:
+        kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
+        kube = Kube.from_config(str(kubeconfig))
+        for crd in crd_documents():
+            await kube.apply(crd, field_manager="test")
+        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        bus = await Bus.connect(nats_url, service="test-observer")
+        state = Env(kube, bus, None, ns)  # type: ignore[arg-type]
+
+        async def on_tag(payload: ImageTag, delivery: Delivery) -> None:
+            if payload.policy.namespace == ns:
+                state.tags.append(payload)
+
+        async def on_event(payload: EventRecord, delivery: Delivery) -> None:
+            if payload.involved_object.namespace == ns:
+                state.events.append(payload)
+
+        bus.subscribe(f"test-tags-{ns}", subj.family_filter(names.IMAGE_TAG), ImageTag, on_tag)
+        bus.subscribe(f"test-events-{ns}", subj.family_filter(names.EVENT_RECORD), EventRecord, on_event)
+        try:
+            async with running_service(
+                SPEC,
+                nats_url=nats_url,
+                kubeconfig=str(kubeconfig),
+                artifact_store=f"file://{tmp_path / 'artifacts'}",
+                watch_namespace=ns,
+            ) as svc:
+                state.svc = svc
+                yield state
+        finally:
+            await bus.close(grace=1)
+            await kube.close()
+
+
+async def push(registry_url: str, repo: str, *tags: str, **auth: str) -> dict[str, str]:
+    return {tag: await asyncio.to_thread(push_image, registry_url, repo, tag, **auth) for tag in tags}
+
+
+async def test_scan_select_and_publish_once_per_change(env: Env, registry: DockerRegistry) -> None:
+    repo = f"scan/{env.ns}"
+    digests = await push(registry.url, repo, "1.0.0", "1.1.0", "sha256-abc.sig", "latest")
+    image = f"{registry.host}/{repo}"
+    await env.repository("app", image)
+    st = await env.ready(REPO_GV, "ImageRepository", "app", message="successful scan: found 3 tags")
+    assert st["canonicalImageName"] == image
+    assert st["lastScanResult"]["tagCount"] == 3  # the cosign .sig tag is excluded by default
+    assert st["lastScanResult"]["latestTags"] == ["latest", "1.1.0", "1.0.0"]
+    assert st["lastScanResult"]["revision"].startswith("sha256:")
+    assert st["observedExclusionList"] == ["^.*\\.sig$"]
+
+    await env.policy("app", "app", {"semver": {"range": ">=1.0.0"}}, digestReflectionPolicy="IfNotPresent")
+    st = await env.ready(
+        POLICY_GV, "ImagePolicy", "app", message=f"Latest image tag for '{image}' resolved to 1.1.0"
+    )
+    assert st["latestRef"] == {"name": image, "tag": "1.1.0", "digest": digests["1.1.0"]}
+    await eventually(lambda: env.image_tags("app"), what="the first image.tag")
+    first = env.image_tags("app")[0]
+    assert (first.image, first.tag, first.digest, first.previous_tag) == (
+        image,
+        "1.1.0",
+        digests["1.1.0"],
+        None,
+    )
+
+    # A new tag and a reconcile.request (a Receiver's): the scan runs at once, the policy follows.
+    digests |= await push(registry.url, repo, "1.2.0")
+    await env.scan_now("app")
+    st = await env.ready(
+        POLICY_GV,
+        "ImagePolicy",
+        "app",
+        message=f"Latest image tag for '{image}' updated from 1.1.0 to 1.2.0",
+    )
+    assert st["latestRef"]["tag"] == "1.2.0"
+    assert st["observedPreviousRef"] == {"name": image, "tag": "1.1.0", "digest": digests["1.1.0"]}
+    await eventually(lambda: len(env.image_tags("app")) == 2, what="the second image.tag")
+    second = env.image_tags("app")[1]
+    assert (second.tag, second.digest, second.previous_tag) == ("1.2.0", digests["1.2.0"], "1.1.0")
+    repo_status = await env.ready(REPO_GV, "ImageRepository", "app", message="successful scan: found 4 tags")
+
+    # v1beta2 readers see latestImage.
+    beta = await env.kube.get(ImagePolicyV1beta2.api_version(), "ImagePolicy", "app", env.ns)
+    assert beta is not None
+    assert beta["status"]["latestImage"] == f"{image}:1.2.0@{digests['1.2.0']}"
+
+    # An unchanged scan is one tag-list request and re-evaluates nothing.
+    before = await env.tag_requests()
+    await env.scan_now("app")
+
+    async def scanned_again() -> bool:
+        st = await env.status(REPO_GV, "ImageRepository", "app")
+        return bool(st["lastScanResult"]["scanTime"] >= repo_status["lastScanResult"]["scanTime"]) and (
+            await env.tag_requests() > before
+        )
+
+    await eventually(scanned_again, what="a second scan")
+    assert await env.tag_requests() == before + 1
+    st = await env.status(REPO_GV, "ImageRepository", "app")
+    assert st["lastScanResult"]["revision"] == repo_status["lastScanResult"]["revision"]
+    assert len(env.image_tags("app")) == 2
+
+
+async def test_no_match_unsupported_and_exclusions(env: Env, registry: DockerRegistry) -> None:
+    repo = f"nomatch/{env.ns}"
+    await push(registry.url, repo, "1.0.0", "build-7", "build-12", "main")
+    image = f"{registry.host}/{repo}"
+    await env.repository("app", image, exclusionList=["^main$"])
+    st = await env.ready(REPO_GV, "ImageRepository", "app", message="successful scan: found 3 tags")
+    assert st["lastScanResult"]["latestTags"] == ["build-7", "build-12", "1.0.0"]
+
+    await env.policy("too-new", "app", {"semver": {"range": ">=5.0.0"}})
+    await env.ready(
+        POLICY_GV,
+        "ImagePolicy",
+        "too-new",
+        status="False",
+        reason="Failure",
+        message="unable to determine latest version from provided list",
+    )
+    await env.policy(
+        "builds",
+        "app",
+        {"numerical": {"order": "asc"}},
+        filterTags={"pattern": "^build-(?P<n>[0-9]+)$", "extract": "$n"},
+    )
+    st = await env.ready(POLICY_GV, "ImagePolicy", "builds")
+    assert st["latestRef"] == {"name": image, "tag": "build-12"}
+    await env.policy("bad", "app", {"semver": {"range": "not-a-range"}})
+    st = await env.ready(POLICY_GV, "ImagePolicy", "bad", status="False", reason="InvalidPolicy")
+    assert any(c["type"] == "Stalled" for c in st["conditions"])
+    await env.policy("orphan", "missing", {"alphabetical": {}})
+    await env.ready(POLICY_GV, "ImagePolicy", "orphan", status="False", reason="DependencyNotReady")
+
+    await env.repository("cloud", image, provider="aws")
+    st = await env.ready(REPO_GV, "ImageRepository", "cloud", status="False", reason="UnsupportedField")
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert "spec.provider=aws" in ready["message"]
+    assert env.image_tags("too-new") == []
+
+
+async def test_basic_auth_from_dockerconfigjson(env: Env, registry_auth: AuthRegistry) -> None:
+    repo = f"private/{env.ns}"
+    creds = {"username": registry_auth.username, "password": registry_auth.password}
+    await push(registry_auth.url, repo, "0.1.0", "0.2.0", **creds)
+    image = f"{registry_auth.host}/{repo}"
+    await env.repository("nocreds", image)
+    st = await env.ready(REPO_GV, "ImageRepository", "nocreds", status="False", reason="AuthenticationFailed")
+    await env.repository("missing", image, secretRef={"name": "nope"})
+    await env.ready(REPO_GV, "ImageRepository", "missing", status="False", reason="AuthenticationFailed")
+
+    auth = base64.b64encode(f"{registry_auth.username}:{registry_auth.password}".encode()).decode()
+    config = json.dumps({"auths": {registry_auth.host: {"auth": auth}}})
+    await env.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "regcred", "namespace": env.ns},
+            "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()},
+        }
+    )
+    await env.repository("private", image, secretRef={"name": "regcred"})
+    await env.ready(REPO_GV, "ImageRepository", "private", message="successful scan: found 2 tags")
+    await env.policy(
+        "private", "private", {"semver": {"range": "0.x"}}, digestReflectionPolicy="Always", interval="1h"
+    )
+    st = await env.ready(POLICY_GV, "ImagePolicy", "private")
+    assert st["latestRef"]["tag"] == "0.2.0"
+    assert st["latestRef"]["digest"].startswith("sha256:")
+    failures = [e for e in env.events if e.involved_object.name == "nocreds"]
+    assert failures and all(registry_auth.password not in e.message for e in failures)
+    assert all(registry_auth.password not in json.dumps(c) for c in st.get("conditions") or [])
