@@ -1,0 +1,154 @@
+"""libs/git/workdir: commit and push from the mirror, with push races retried on the new head."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from libs.devservers.git import commit_files, head, log_messages, seed_repo, show_file
+from libs.git import GitError, GitRef, MirrorCache
+from libs.git.workdir import Author, PushTarget, SigningKey, update_and_push
+from tests.harness.git_fixtures import GitServer
+
+pytestmark = pytest.mark.integration
+
+AUTHOR = Author("Flux Bot", "bot@example.com")
+
+
+def _bump(name: str, old: str, new: str):  # type: ignore[no-untyped-def]
+    async def edit(tree: Path) -> list[str]:
+        path = tree / name
+        text = path.read_text()
+        if old not in text:
+            return []
+        path.write_text(text.replace(old, new))
+        return [f"{old}->{new}"]
+
+    return edit
+
+
+async def test_commit_push_and_race_retried_on_new_head(git_server: GitServer, tmp_path: Path) -> None:
+    bare, url = git_server.new_repo("workdir-race")
+    await asyncio.to_thread(seed_repo, url, {"app.yaml": "image: app:1\n", "other.yaml": "x: 1\n"})
+    cache = MirrorCache(tmp_path / "cache")
+    raced = []
+
+    async def outside_push() -> None:
+        if not raced:  # someone else pushes between our commit and our push, once
+            raced.append(await asyncio.to_thread(commit_files, url, {"other.yaml": "x: 2\n"}, "outside"))
+
+    outcome = await update_and_push(
+        cache,
+        url,
+        {},
+        checkout=GitRef(branch="main"),
+        push=PushTarget("main"),
+        author=AUTHOR,
+        edit=_bump("app.yaml", "app:1", "app:2"),
+        message=lambda changes: "Update #1: " + ", ".join(changes),
+        before_push=outside_push,
+    )
+    assert outcome.attempts == 2
+    assert outcome.commit == await asyncio.to_thread(head, bare)
+    assert await asyncio.to_thread(log_messages, bare) == [
+        "Update #1: app:1->app:2",
+        "outside",
+        "Seed repository",
+    ]
+    assert await asyncio.to_thread(show_file, bare, "app.yaml") == "image: app:2\n"
+    assert await asyncio.to_thread(show_file, bare, "other.yaml") == "x: 2\n"
+    author = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert author == "Flux Bot <bot@example.com>|Flux Bot <bot@example.com>"
+
+    # Nothing left to change: no commit.
+    again = await update_and_push(
+        cache,
+        url,
+        {},
+        checkout=GitRef(branch="main"),
+        push=PushTarget("main"),
+        author=AUTHOR,
+        edit=_bump("app.yaml", "app:1", "app:2"),
+        message=lambda c: "never",
+    )
+    assert again.commit is None
+    assert len(await asyncio.to_thread(log_messages, bare)) == 3
+
+
+async def test_push_branch_force_pushed_and_refspec(git_server: GitServer, tmp_path: Path) -> None:
+    bare, url = git_server.new_repo("workdir-branch")
+    await asyncio.to_thread(seed_repo, url, {"app.yaml": "image: app:1\n"})
+    cache = MirrorCache(tmp_path / "cache")
+    kwargs = dict(
+        checkout=GitRef(branch="main"),
+        push=PushTarget("auto", force=True, refspec="refs/heads/auto:refs/heads/review"),
+        author=AUTHOR,
+        message=lambda c: "bump",
+    )
+    first = await update_and_push(cache, url, {}, edit=_bump("app.yaml", "app:1", "app:2"), **kwargs)  # type: ignore[arg-type]
+    assert first.commit == await asyncio.to_thread(head, bare, "auto")
+    assert first.commit == await asyncio.to_thread(head, bare, "review")
+    assert await asyncio.to_thread(show_file, bare, "app.yaml", "main") == "image: app:1\n"
+    # The branch already holds that tree: nothing is pushed again.
+    second = await update_and_push(cache, url, {}, edit=_bump("app.yaml", "app:1", "app:2"), **kwargs)  # type: ignore[arg-type]
+    assert second.commit is None
+    assert await asyncio.to_thread(head, bare, "auto") == first.commit
+
+
+async def test_ssh_remote_and_signed_commit(git_server: GitServer, tmp_path: Path) -> None:
+    bare, _ = git_server.new_repo("workdir-ssh")
+    ssh_url = git_server.ssh.url_for(bare)
+    env = git_server.ssh.git_env()
+    await asyncio.to_thread(seed_repo, ssh_url, {"app.yaml": "image: app:1\n"}, env=env)
+    key = tmp_path / "sign"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    from libs.git import Credentials, git_env
+
+    creds = Credentials(identity=git_server.ssh.client_private_key, known_hosts=git_server.ssh.known_hosts)
+    async with git_env(ssh_url, creds) as auth:
+        outcome = await update_and_push(
+            MirrorCache(tmp_path / "cache"),
+            ssh_url,
+            auth,
+            checkout=GitRef(branch="main"),
+            push=PushTarget("main"),
+            author=AUTHOR,
+            edit=_bump("app.yaml", "app:1", "app:2"),
+            message=lambda c: "signed bump",
+            signing=SigningKey("ssh", key.read_text()),
+        )
+    assert outcome.commit == await asyncio.to_thread(head, bare)
+    signature = subprocess.run(
+        ["git", "--git-dir", str(bare), "cat-file", "commit", "main"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "-----BEGIN SSH SIGNATURE-----" in signature
+
+
+async def test_non_race_push_failure_is_raised(git_server: GitServer, tmp_path: Path) -> None:
+    bare, url = git_server.new_repo("workdir-hook")
+    await asyncio.to_thread(seed_repo, url, {"app.yaml": "image: app:1\n"})
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'policy says no' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    with pytest.raises(GitError, match="policy says no"):
+        await update_and_push(
+            MirrorCache(tmp_path / "cache"),
+            url,
+            {},
+            checkout=GitRef(branch="main"),
+            push=PushTarget("main"),
+            author=AUTHOR,
+            edit=_bump("app.yaml", "app:1", "app:2"),
+            message=lambda c: "x",
+        )
