@@ -18,6 +18,11 @@ pytestmark = pytest.mark.integration
 AUTHOR = Author("Flux Bot", "bot@example.com")
 
 
+async def _run(*args: str) -> str:
+    done = await asyncio.to_thread(subprocess.run, list(args), check=True, capture_output=True, text=True)
+    return done.stdout
+
+
 def _bump(name: str, old: str, new: str):  # type: ignore[no-untyped-def]
     async def edit(tree: Path) -> list[str]:
         path = tree / name
@@ -60,12 +65,9 @@ async def test_commit_push_and_race_retried_on_new_head(git_server: GitServer, t
     ]
     assert await asyncio.to_thread(show_file, bare, "app.yaml") == "image: app:2\n"
     assert await asyncio.to_thread(show_file, bare, "other.yaml") == "x: 2\n"
-    author = subprocess.run(
-        ["git", "--git-dir", str(bare), "log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    author = (
+        await _run("git", "--git-dir", str(bare), "log", "-1", "--format=%an <%ae>|%cn <%ce>", "main")
+    ).strip()
     assert author == "Flux Bot <bot@example.com>|Flux Bot <bot@example.com>"
 
     # Nothing left to change: no commit.
@@ -109,7 +111,7 @@ async def test_ssh_remote_and_signed_commit(git_server: GitServer, tmp_path: Pat
     env = git_server.ssh.git_env()
     await asyncio.to_thread(seed_repo, ssh_url, {"app.yaml": "image: app:1\n"}, env=env)
     key = tmp_path / "sign"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    await _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
     from libs.git import Credentials, git_env
 
     creds = Credentials(identity=git_server.ssh.client_private_key, known_hosts=git_server.ssh.known_hosts)
@@ -126,12 +128,7 @@ async def test_ssh_remote_and_signed_commit(git_server: GitServer, tmp_path: Pat
             signing=SigningKey("ssh", key.read_text()),
         )
     assert outcome.commit == await asyncio.to_thread(head, bare)
-    signature = subprocess.run(
-        ["git", "--git-dir", str(bare), "cat-file", "commit", "main"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    signature = await _run("git", "--git-dir", str(bare), "cat-file", "commit", "main")
     assert "-----BEGIN SSH SIGNATURE-----" in signature
 
 
