@@ -33,6 +33,7 @@ from libs.kube_emulator import KubeEmulator
 from services.image_scan.app import SPEC
 from tests.harness.registry_fixtures import AuthRegistry
 from tests.harness.services import RunningService, running_service
+from tests.registry.fake_registry import PASSWORD, USER, fake_registry
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -287,3 +288,38 @@ async def test_basic_auth_from_dockerconfigjson(env: Env, registry_auth: AuthReg
     failures = [e for e in env.events if e.involved_object.name == "nocreds"]
     assert failures and all(registry_auth.password not in e.message for e in failures)
     assert all(registry_auth.password not in json.dumps(c) for c in st.get("conditions") or [])
+
+
+async def test_bearer_token_registry_and_rate_limit_in_status(env: Env) -> None:
+    async with fake_registry() as fake:
+        fake.tags = ["3.0.0", "1.0.0", "2.0.0"]  # unsorted, two pages
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        config = json.dumps({"auths": {fake.host: {"auth": auth}}})
+        await env.kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/dockerconfigjson",
+                "metadata": {"name": "token-cred", "namespace": env.ns},
+                "stringData": {".dockerconfigjson": config},
+            }
+        )
+        image = f"{fake.host}/team/app"
+        await env.repository("bearer", image, secretRef={"name": "token-cred"})
+        st = await env.ready(REPO_GV, "ImageRepository", "bearer", message="successful scan: found 3 tags")
+        assert st["lastScanResult"]["latestTags"] == ["3.0.0", "2.0.0", "1.0.0"]
+        assert fake.token_requests == ["repository:team/app:pull"]
+        await env.policy("bearer", "bearer", {"semver": {"range": "<3.0.0"}})
+        st = await env.ready(POLICY_GV, "ImagePolicy", "bearer")
+        assert st["latestRef"] == {"name": image, "tag": "2.0.0"}
+
+        fake.limited, fake.retry_after = 1, "1"
+        await env.scan_now("bearer")
+        st = await env.ready(
+            REPO_GV, "ImageRepository", "bearer", status="False", reason="ReadOperationFailed"
+        )
+        ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+        assert "rate limited" in ready["message"] and "retrying in 1s" in ready["message"]
+        assert PASSWORD not in ready["message"]
+        # The retry honours Retry-After and the repository recovers on its own.
+        await env.ready(REPO_GV, "ImageRepository", "bearer", message="successful scan: found 3 tags")
