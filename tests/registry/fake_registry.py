@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass
@@ -24,15 +32,46 @@ class FakeRegistry:
 
     @property
     def host(self) -> str:
-        return self.url.removeprefix("http://")
+        return self.url.split("://", 1)[1]
 
 
 USER, PASSWORD, TOKEN = "robot", "pa55", "tok-123"
 
 
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, bytes]:
+    """A server TLS context for 127.0.0.1 with a fresh self-signed certificate, and that
+    certificate's PEM (what a certSecretRef's `ca.crt` holds)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sluice-test-registry")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (directory / "tls.crt").write_bytes(cert_pem)
+    (directory / "tls.key").write_bytes(key_pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
+    return context, cert_pem
+
+
 @contextlib.asynccontextmanager
-async def fake_registry() -> AsyncIterator[FakeRegistry]:
-    """Serve a FakeRegistry on a free loopback port until the block ends."""
+async def fake_registry(tls: ssl.SSLContext | None = None) -> AsyncIterator[FakeRegistry]:
+    """Serve a FakeRegistry on a free loopback port (HTTPS with `tls`) until the block ends."""
     state = FakeRegistry()
 
     async def token(request: web.Request) -> web.Response:
@@ -74,9 +113,9 @@ async def fake_registry() -> AsyncIterator[FakeRegistry]:
     app.router.add_get("/v2/{repo:.+}/tags/list", tags)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
-    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    state.url = f"{'https' if tls else 'http'}://127.0.0.1:{runner.addresses[0][1]}"
     try:
         yield state
     finally:

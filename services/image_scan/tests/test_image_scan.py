@@ -33,7 +33,7 @@ from libs.kube_emulator import KubeEmulator
 from services.image_scan.app import SPEC
 from tests.harness.registry_fixtures import AuthRegistry
 from tests.harness.services import RunningService, running_service
-from tests.registry.fake_registry import PASSWORD, USER, fake_registry
+from tests.registry.fake_registry import PASSWORD, USER, fake_registry, self_signed_tls
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -323,3 +323,40 @@ async def test_bearer_token_registry_and_rate_limit_in_status(env: Env) -> None:
         assert PASSWORD not in ready["message"]
         # The retry honours Retry-After and the repository recovers on its own.
         await env.ready(REPO_GV, "ImageRepository", "bearer", message="successful scan: found 3 tags")
+
+
+async def test_cert_secret_ref_trusts_a_private_ca(env: Env, tmp_path: Path) -> None:
+    tls, cert_pem = self_signed_tls(tmp_path)
+    async with fake_registry(tls) as fake:
+        fake.tags = ["1.0.0"]
+        config = json.dumps({"auths": {fake.host: {"username": USER, "password": PASSWORD}}})
+        await env.kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "tls-creds", "namespace": env.ns},
+                "stringData": {".dockerconfigjson": config},
+            }
+        )
+        await env.kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "registry-ca", "namespace": env.ns},
+                "stringData": {"ca.crt": cert_pem.decode()},
+            }
+        )
+        image = f"{fake.host}/team/app"
+        await env.repository("untrusted", image, insecure=False, secretRef={"name": "tls-creds"})
+        st = await env.ready(
+            REPO_GV, "ImageRepository", "untrusted", status="False", reason="ReadOperationFailed"
+        )
+        assert "certificate" in json.dumps(st["conditions"]).lower()
+        await env.repository(
+            "trusted",
+            image,
+            insecure=False,
+            secretRef={"name": "tls-creds"},
+            certSecretRef={"name": "registry-ca"},
+        )
+        await env.ready(REPO_GV, "ImageRepository", "trusted", message="successful scan: found 1 tags")
