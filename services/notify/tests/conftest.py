@@ -39,15 +39,17 @@ class Received:
 
 @dataclass
 class Sink:
-    """A webhook endpoint: records every POST and answers with the queued statuses (then 200)."""
+    """A webhook endpoint: records every POST and answers with the statuses queued for its path
+    (then 200)."""
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
+    statuses: dict[str, list[int]] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append(Received(request.path, dict(request.headers), await request.read()))
-        status = self.statuses.pop(0) if self.statuses else 200
+        queued = self.statuses.get(request.path) or []
+        status = queued.pop(0) if queued else 200
         return web.Response(status=status, text="ok" if status < 400 else "failed")
 
     def at(self, path: str) -> list[Received]:

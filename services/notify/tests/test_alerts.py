@@ -119,17 +119,28 @@ async def test_each_provider_type_gets_fluxs_payload_once(env: Env) -> None:
 
 async def test_server_errors_are_retried_and_unusable_providers_reported(env: Env) -> None:
     sink = env.sink
-    sink.statuses = [503, 500]
+    sink.statuses = {"/flaky": [503, 500], "/refusing": [400]}
     await env.provider("flaky", type="generic", address=f"{sink.url}/flaky")
+    await env.provider("refusing", type="generic", address=f"{sink.url}/refusing")
     await env.provider("chat", type="discord", address=f"{sink.url}/discord")
     sources = [{"kind": "GitRepository", "name": "*"}]
     await env.alert("flaky", "flaky", eventSources=sources)
     await env.alert("chat", "chat", eventSources=sources)
+    await env.alert("refusing", "refusing", eventSources=sources)
 
     await env.bus.publish(record("podinfo", "stored artifact for revision 'main@sha1:abc'"))
     await eventually(lambda: len(sink.at("/flaky")) == 3, timeout=20, what="two retries, then success")
     bodies = {r.body for r in sink.at("/flaky")}
     assert len(bodies) == 1  # the same event each time
+
+    # A 4xx is not retried — not even when the record is redelivered for the flaky Provider — and
+    # is reported on the Provider.
+    assert len(sink.at("/refusing")) == 1
+    (refused,) = await eventually(
+        lambda: env.records("refusing", "NotificationDeliveryFailed"), what="the delivery failure event"
+    )
+    assert "HTTP 400" in refused.message and refused.involved_object.kind == "Provider"
+    assert sink.url not in refused.message
 
     # discord is not delivered yet: an error event on the Provider names the type, nothing is posted.
     # The Provider itself is reported when reconciled, and every alert it drops is too.
