@@ -360,3 +360,59 @@ async def test_cert_secret_ref_trusts_a_private_ca(env: Env, tmp_path: Path) -> 
             certSecretRef={"name": "registry-ca"},
         )
         await env.ready(REPO_GV, "ImageRepository", "trusted", message="successful scan: found 1 tags")
+
+
+async def test_cross_namespace_access_and_deletion(
+    env: Env, registry: DockerRegistry, tmp_path: Path
+) -> None:
+    other = f"{env.ns}-other"
+    await env.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    await env.kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": env.ns, "labels": {"team": "apps"}}},
+        field_manager="test",
+    )
+    for name, access in (
+        ("closed", None),
+        ("open", {"namespaceSelectors": [{"matchLabels": {"team": "apps"}}]}),
+    ):
+        spec: dict[str, Any] = {"image": f"{registry.host}/acl/{name}", "interval": "1h", "insecure": True}
+        if access is not None:
+            spec["accessFrom"] = access
+        await env.kube.create(
+            {
+                "apiVersion": REPO_GV,
+                "kind": "ImageRepository",
+                "metadata": {"name": name, "namespace": other},
+                "spec": spec,
+            }
+        )
+    for name in ("closed", "open"):
+        await env.policy(
+            name, name, {"alphabetical": {}}, imageRepositoryRef={"name": name, "namespace": other}
+        )
+    st = await env.ready(POLICY_GV, "ImagePolicy", "closed", status="False", reason="AccessDenied")
+    assert "access denied" in json.dumps(st["conditions"])
+    # Admitted by accessFrom; that repository is outside this service's watched namespace, so unscanned.
+    await env.ready(
+        POLICY_GV,
+        "ImagePolicy",
+        "open",
+        status="False",
+        reason="DependencyNotReady",
+        message="referenced ImageRepository has not been scanned yet",
+    )
+
+    repo = f"gone/{env.ns}"
+    await push(registry.url, repo, "1.0.0")
+    await env.repository("gone", f"{registry.host}/{repo}")
+    await env.ready(REPO_GV, "ImageRepository", "gone", message="successful scan: found 1 tags")
+    tags_file = tmp_path / "artifacts" / "imagerepository" / env.ns / "gone" / "tags.json"
+    assert json.loads(tags_file.read_text())["tags"] == ["1.0.0"]
+    await env.kube.delete(REPO_GV, "ImageRepository", "gone", env.ns)
+
+    async def deleted() -> bool:
+        return (
+            await env.kube.get(REPO_GV, "ImageRepository", "gone", env.ns) is None and not tags_file.exists()
+        )
+
+    await eventually(deleted, what="the repository and its stored tags deleted")
