@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
+from multidict import CIMultiDict
 
 from libs.common.runtime.redact import redact_url, sanitize_message
 
@@ -342,7 +343,7 @@ class RegistryClient:
             async with session.request(method, url, headers=dict(headers), allow_redirects=True) as resp:
                 body = await resp.read() if method != "HEAD" else b""
                 outcome = str(resp.status)
-                return resp.status, dict(resp.headers), body
+                return resp.status, CIMultiDict(resp.headers), body  # header names stay case-insensitive
         except TimeoutError:
             outcome = "timeout"
             raise RegistryError(f"timed out after {self.timeout:g}s talking to {redact_url(url)}") from None

@@ -34,6 +34,7 @@ def scanner(app: App) -> ImageScanner:
         bus=app.bus,
         tags=TagStore(store_from_url(app.settings.artifact_store)),
         observe=lambda what, outcome: requests.labels(what, outcome).inc(),
+        namespace=app.settings.watch_namespace or None,
     )
 
 

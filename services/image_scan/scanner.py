@@ -173,6 +173,8 @@ class ImageScanner:
     auth_cache: AuthCache = field(default_factory=AuthCache)
     observe: Any = None
     """`(what, outcome)` per registry HTTP request (the requests metric)."""
+    namespace: str | None = None
+    """The namespace the service watches (None: all), where policies are looked for after a scan."""
 
     # --- registry access ------------------------------------------------------------------------
 
@@ -320,7 +322,7 @@ class ImageScanner:
         return time.time() - scanned < parse_duration(obj.spec.interval)
 
     async def _trigger_policies(self, repo: ImageRepository, revision: str) -> None:
-        items, _ = await self.kube.list_objects(ImagePolicy.api_version(), ImagePolicy.KIND)
+        items, _ = await self.kube.list_objects(ImagePolicy.api_version(), ImagePolicy.KIND, self.namespace)
         for raw in items:
             md = raw.get("metadata") or {}
             ref = (raw.get("spec") or {}).get("imageRepositoryRef") or {}

@@ -88,7 +88,9 @@ async def fake_registry(tls: ssl.SSLContext | None = None) -> AsyncIterator[Fake
                 f'Bearer realm="{state.url}/token",service="fake",'
                 f'scope="repository:{request.match_info["repo"]}:pull"'
             )
-            return web.json_response({"errors": []}, status=401, headers={"WWW-Authenticate": challenge})
+            return web.json_response(
+                {"errors": []}, status=401, headers={"Www-Authenticate": challenge}
+            )  # as Go spells it
         if state.limited > 0:
             state.limited -= 1
             return web.json_response(
