@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FUNCTIONS", "TemplateError", "render", "uses_field"]
+__all__ = ["FUNCTIONS", "TemplateError", "check", "render", "uses_field"]
 
 MAX_OUTPUT = 1 << 20
 
@@ -590,3 +590,8 @@ def uses_field(template: str, name: str) -> bool:
         if pattern.search(body):
             return True
     return False
+
+
+def check(template: str) -> None:
+    """Parse `template` without running it; raises TemplateError for anything outside the subset."""
+    _parse(template)
