@@ -113,6 +113,21 @@ def change_lines(entries: list[Entry]) -> str:
     )
 
 
+def _already_applied(ks: Kustomization, build: BuildReady) -> bool:
+    """This exact bundle is the last one applied, and the object is Ready at its generation."""
+    history = ks.status.history or []
+    ready = meta.get_condition(ks.status.conditions, meta.READY)
+    return bool(
+        history
+        and history[0].digest == build.digest
+        and history[0].last_reconciled_status == meta.RECONCILIATION_SUCCEEDED
+        and ks.status.last_applied_revision == build.revision
+        and ready is not None
+        and ready.status == meta.CONDITION_TRUE
+        and ks.status.observed_generation == ks.generation
+    )
+
+
 def record_history(ks: Kustomization, digest: str, revision: str, status: str, duration: float) -> None:
     """Upsert `status.history` (newest first, at most 5, one entry per digest + status)."""
     now = meta.now_rfc3339()
@@ -230,6 +245,15 @@ class KustomizationReconciler:
             )
         _run(ctx).build = ready.payload
         ctx.revision = ready.payload.revision
+        if ctx.trigger == "changed" and _already_applied(ks, ready.payload):
+            # A repeated or stale build event (redelivered, or overtaken by a newer one that is
+            # already applied) is a no-op; drift is corrected by interval and requestedAt runs.
+            ctx.unchanged = True
+            ready_condition = meta.get_condition(ks.status.conditions, meta.READY)
+            message = (
+                ready_condition.message if ready_condition else f"Applied revision: {ready.payload.revision}"
+            )
+            return Result.ready(message, reason=meta.RECONCILIATION_SUCCEEDED)
         return None
 
     # --- 3. dependencies -------------------------------------------------------------------------

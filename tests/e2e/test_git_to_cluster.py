@@ -10,12 +10,15 @@ pruned; a broken commit fails the Kustomization and leaves the last good state a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 from libs.common.api.crd import crd_documents
@@ -225,3 +228,135 @@ async def test_commits_reach_the_cluster(env: Env) -> None:
 
 async def _is(value: Any, expected: str) -> bool:
     return bool(await value == expected)
+
+
+async def test_two_replicas_of_each_service_apply_every_revision_once(
+    nats_url: str, git_server: GitServer, tmp_path: Path
+) -> None:
+    bare, url = git_server.new_repo("replicated")
+    await asyncio.to_thread(seed_repo, url, {"apps/deployment.yaml": deployment("nginx:1.0.0")})
+    async with KubeEmulator() as emu:
+        kubeconfig = str(emu.write_kubeconfig(tmp_path / "kubeconfig"))
+        kube = Kube.from_config(kubeconfig)
+        for crd in crd_documents():
+            await kube.apply(crd, field_manager="test")
+        for ns in (NS, "apps"):
+            await kube.apply(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, field_manager="test"
+            )
+        common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
+        bus = await Bus.connect(nats_url, service="e2e")
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for n in range(2):
+                    await stack.enter_async_context(
+                        running_service(
+                            SOURCE,
+                            **common,
+                            replica_id=f"source-{n}",
+                            artifact_addr="127.0.0.1:0",
+                            artifact_store=f"file://{tmp_path / 'source'}",
+                            allow_file_urls=True,
+                            git_cache_dir=str(tmp_path / f"git-cache-{n}"),
+                        )
+                    )
+                    await stack.enter_async_context(
+                        running_service(
+                            BUILD,
+                            **common,
+                            replica_id=f"build-{n}",
+                            artifact_addr="127.0.0.1:0",
+                            artifact_store=f"file://{tmp_path / 'build'}",
+                        )
+                    )
+                    await stack.enter_async_context(running_service(APPLY, **common, replica_id=f"apply-{n}"))
+                env = Env(kube, bus, bare, url)
+                await kube.create(
+                    {
+                        "apiVersion": GIT,
+                        "kind": "GitRepository",
+                        "metadata": {"name": "fleet", "namespace": NS},
+                        "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}},
+                    }
+                )
+                await kube.create(
+                    {
+                        "apiVersion": KS,
+                        "kind": "Kustomization",
+                        "metadata": {"name": "apps", "namespace": NS},
+                        "spec": {
+                            "interval": "10m",
+                            "path": "./apps",
+                            "prune": True,
+                            "targetNamespace": "apps",
+                            "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                        },
+                    }
+                )
+                revisions = [f"main@sha1:{head(bare, 'main')}"]
+
+                async def applied(revision: str) -> bool:
+                    status = (await env.kustomization()).get("status") or {}
+                    return status.get("lastAppliedRevision") == revision
+
+                await eventually(lambda: applied(revisions[0]), timeout=60, what="the first revision applied")
+                for n in range(1, 6):
+                    sha = await asyncio.to_thread(
+                        commit_files,
+                        url,
+                        {"apps/deployment.yaml": deployment(f"nginx:1.0.{n}")},
+                        f"release {n}",
+                    )
+                    revisions.append(f"main@sha1:{sha}")
+                    await env.announce(sha)
+                    await eventually(lambda: applied(revisions[-1]), timeout=30, what=f"revision {n} applied")
+                assert await env.image() == "nginx:1.0.5"
+                await asyncio.sleep(1.0)  # any duplicate apply would be published by now
+
+                done = await _apply_done_revisions(nats_url)
+                if any(done.count(r) != 1 for r in revisions):
+                    await _dump(nats_url)
+                for revision in revisions:
+                    assert done.count(revision) == 1, f"{revision} applied {done.count(revision)} times"
+        finally:
+            await bus.close(grace=1)
+            await kube.close()
+
+
+async def _apply_done_revisions(nats_url: str) -> list[str]:
+    """Every `apply.done` for Kustomization flux-system/apps that reported ready, read from the stream."""
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe(
+            "sluice.apply.done.kustomization.flux-system.apps", stream="SLUICE"
+        )
+        try:
+            msgs = await sub.fetch(1000, timeout=2)
+        except TimeoutError:
+            msgs = []
+        data = [json.loads(m.data)["data"] for m in msgs]
+        return [d["revision"] for d in data if d["ready"]]
+    finally:
+        await nc.close()
+
+
+async def _dump(nats_url: str) -> None:
+    """Print the stream's story (what triggered what) when the exactly-once check fails."""
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe("sluice.>", stream="SLUICE")
+        for m in await sub.fetch(1000, timeout=2):
+            if ".event." in m.subject or "deadletter" in m.subject:
+                continue
+            d = json.loads(m.data)
+            data = d["data"]
+            print(
+                m.metadata.sequence.stream,
+                m.subject.split(".")[1:3],
+                m.headers.get("Nats-Msg-Id"),
+                data.get("revision", ""),
+                data.get("reason", ""),
+                data.get("generation", ""),
+            )
+    finally:
+        await nc.close()

@@ -108,6 +108,7 @@ class Controller(Generic[T]):
     observe: ObserveFn | None = None
     objects_gauge: GaugeFn | None = None
     record_kube_events: bool = True
+    lease_wait: float = 3.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _seen: dict[str, _Watched] = field(default_factory=dict)
     _timers: list[_Timer] = field(default_factory=list)
@@ -323,23 +324,37 @@ class Controller(Generic[T]):
     async def handle(self, request: ReconcileRequest, delivery: Delivery) -> None:
         ref = request.object
         key = object_key(self.kind.KIND, ref.namespace, ref.name)
+        log.debug(
+            "request %s for %s (delivery %d, replica %s)",
+            delivery.msg_id,
+            key,
+            delivery.num_delivered,
+            self.bus.replica_id,
+        )
         if key in self._running:
             # Already reconciling here: fold this request into one more run afterwards.
             self._running[key] = True
             return
-        try:
-            async with self.bus.lease(key):
-                self._running[key] = False
-                try:
-                    again = True
-                    while again:
-                        await self.reconcile(ref.namespace, ref.name, request)
-                        again = self._running[key]
-                        self._running[key] = False
-                finally:
-                    self._running.pop(key, None)
-        except LockBusy:
-            raise RetryLater(f"{key} is being reconciled by another replica", delay=0.5) from None
+        deadline = time.monotonic() + self.lease_wait
+        while True:
+            try:
+                async with self.bus.lease(key):
+                    self._running[key] = False
+                    try:
+                        again = True
+                        while again:
+                            await self.reconcile(ref.namespace, ref.name, request)
+                            again = self._running[key]
+                            self._running[key] = False
+                    finally:
+                        self._running.pop(key, None)
+                return
+            except LockBusy:
+                # Another replica is reconciling this object. Most runs are short: wait for the
+                # lease here rather than hand the message back, which costs a pull cycle.
+                if time.monotonic() >= deadline:
+                    raise RetryLater(f"{key} is being reconciled by another replica", delay=0.5) from None
+                await asyncio.sleep(0.02)
 
     def _stale(self, obj: T, request: ReconcileRequest) -> bool:
         """A repeated watch-triggered request for a state already handled and Ready is a no-op."""
