@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import uuid
@@ -28,7 +29,7 @@ from libs.common.bus import Bus, Delivery
 from libs.common.events import EventRecord, ImageTag, ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
 from libs.common.kube import Kube
-from libs.devservers.registry import DockerRegistry, push_image
+from libs.devservers.registry import DockerRegistry, delete_manifest, push_image
 from libs.kube_emulator import KubeEmulator
 from services.image_scan.app import SPEC
 from tests.harness.registry_fixtures import AuthRegistry
@@ -50,6 +51,17 @@ class Env:
     ns: str
     tags: list[ImageTag] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def start(self) -> None:
+        self.svc = await self.stack.enter_async_context(running_service(SPEC, **self.settings))
+
+    async def restart(self) -> None:
+        """Stop the service and start a fresh one (same cluster, bus and artifact store)."""
+        await self.stack.aclose()
+        self.stack = contextlib.AsyncExitStack()
+        await self.start()
 
     async def repository(self, name: str, image: str, **spec: Any) -> None:
         body = {"image": image, "interval": "1h", "insecure": True, **spec}
@@ -135,17 +147,17 @@ async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
 
         bus.subscribe(f"test-tags-{ns}", subj.family_filter(names.IMAGE_TAG), ImageTag, on_tag)
         bus.subscribe(f"test-events-{ns}", subj.family_filter(names.EVENT_RECORD), EventRecord, on_event)
+        state.settings = {
+            "nats_url": nats_url,
+            "kubeconfig": str(kubeconfig),
+            "artifact_store": f"file://{tmp_path / 'artifacts'}",
+            "watch_namespace": ns,
+        }
         try:
-            async with running_service(
-                SPEC,
-                nats_url=nats_url,
-                kubeconfig=str(kubeconfig),
-                artifact_store=f"file://{tmp_path / 'artifacts'}",
-                watch_namespace=ns,
-            ) as svc:
-                state.svc = svc
-                yield state
+            await state.start()
+            yield state
         finally:
+            await state.stack.aclose()
             await bus.close(grace=1)
             await kube.close()
 
@@ -416,3 +428,22 @@ async def test_cross_namespace_access_and_deletion(
         )
 
     await eventually(deleted, what="the repository and its stored tags deleted")
+
+
+async def test_stored_tags_survive_a_restart(env: Env, registry: DockerRegistry) -> None:
+    repo = f"restart/{env.ns}"
+    await push(registry.url, repo, "1.0.0", "2.0.0")
+    image = f"{registry.host}/{repo}"
+    await env.repository("app", image)
+    await env.ready(REPO_GV, "ImageRepository", "app", message="successful scan: found 2 tags")
+    assert [e.message for e in env.events if e.involved_object.name == "app"] == [
+        "successful scan: found 2 tags"
+    ]
+    # The registry forgets the tags; the restarted service still selects from what it stored.
+    await asyncio.to_thread(delete_manifest, registry.url, repo, "2.0.0")
+    await asyncio.to_thread(delete_manifest, registry.url, repo, "1.0.0")
+    await env.restart()
+    await env.policy("app", "app", {"semver": {"range": "2.x"}})
+    st = await env.ready(POLICY_GV, "ImagePolicy", "app")
+    assert st["latestRef"] == {"name": image, "tag": "2.0.0"}
+    assert await env.tag_requests() == 0  # selected from the stored tags, not a new scan
