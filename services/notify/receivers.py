@@ -251,7 +251,8 @@ class ReceiverServer:
         try:
             message = await self._handle(path, request)
         except Refused as exc:
-            log.info("webhook %s refused (%d): %s", path, exc.status, exc)
+            # The digest is the only credential of a generic receiver: log just its start.
+            log.info("webhook %s… refused (%d): %s", path[: len(HOOK_PREFIX) + 12], exc.status, exc)
             return web.json_response({"error": str(exc)}, status=exc.status)
         return web.json_response({"message": message}, status=200)
 

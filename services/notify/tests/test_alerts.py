@@ -54,7 +54,15 @@ async def test_each_provider_type_gets_fluxs_payload_once(env: Env) -> None:
     )
     await env.alert("teams", "teams", eventSources=web_sources, eventSeverity="error", inclusionList=["fail"])
 
-    await env.bus.publish(record("podinfo", "stored artifact for revision 'main@sha1:abc'"))
+    await env.alert("suspended", "generic", eventSources=web_sources, suspend=True, eventMetadata={"x": "y"})
+
+    # The object's annotation `event.toolkit.fluxcd.io/summary` arrives as event metadata.
+    first = record(
+        "podinfo",
+        "stored artifact for revision 'main@sha1:abc'",
+        **{"event.toolkit.fluxcd.io/summary": "annotated"},
+    )
+    await env.bus.publish(first)
     await eventually(
         lambda: sink.at("/generic") and sink.at("/hmac") and sink.at("/slack"), what="deliveries"
     )
@@ -71,7 +79,7 @@ async def test_each_provider_type_gets_fluxs_payload_once(env: Env) -> None:
     }
     assert body["message"] == "stored artifact for revision 'main@sha1:abc'"
     assert body["severity"] == "info" and body["reason"] == "NewArtifact"
-    assert body["metadata"] == {"revision": "main@sha1:abc", "cluster": "prod"}
+    assert body["metadata"] == {"revision": "main@sha1:abc", "cluster": "prod", "summary": "annotated"}
     assert body["reportingController"] == "sluice-source"
 
     (signed,) = sink.at("/hmac")  # the Secret's address wins over spec.address
@@ -89,11 +97,16 @@ async def test_each_provider_type_gets_fluxs_payload_once(env: Env) -> None:
         "revision": "main@sha1:abc",
         "summary": "web",
     }
+    # The Alert's summary overrode the annotation's: reported on the Alert, as Flux does.
+    (conflict,) = await eventually(
+        lambda: env.records("slack", "MetadataAppendFailed"), what="conflict event"
+    )
+    assert conflict.involved_object.kind == "Alert" and "summary" in conflict.message
 
     # The same event again within the window: nobody gets it twice. An error passes the teams
     # Alert (severity error + inclusionList), an excluded message skips the hmac one, and the
     # other object (team: db) matches only the name-based slack Alert — which it does not name.
-    await env.bus.publish(record("podinfo", "stored artifact for revision 'main@sha1:abc'"))
+    await env.bus.publish(first)
     await env.bus.publish(record("other", "fetch failed", severity="error"))
     await env.bus.publish(record("podinfo", "skip: fetch failed", severity="error"))
     await eventually(lambda: len(sink.at("/generic")) == 2, what="the error event at the generic sink")
@@ -111,6 +124,8 @@ async def test_each_provider_type_gets_fluxs_payload_once(env: Env) -> None:
     await eventually(lambda: len(sink.at("/slack")) == 2, what="the error event at the slack sink")
     assert json.loads(sink.at("/slack")[1].body)["attachments"][0]["color"] == "danger"
     assert len(sink.at("/hmac")) == 1
+    # The suspended Alert (same Provider, metadata x=y) sent nothing.
+    assert all("x" not in json.loads(r.body)["metadata"] for r in sink.at("/generic"))
     assert [json.loads(r.body)["message"] for r in sink.at("/generic")] == [
         "stored artifact for revision 'main@sha1:abc'",
         "skip: fetch failed",
