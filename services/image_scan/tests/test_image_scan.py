@@ -447,3 +447,37 @@ async def test_stored_tags_survive_a_restart(env: Env, registry: DockerRegistry)
     st = await env.ready(POLICY_GV, "ImagePolicy", "app")
     assert st["latestRef"] == {"name": image, "tag": "2.0.0"}
     assert await env.tag_requests() == 0  # selected from the stored tags, not a new scan
+
+
+async def test_digest_reflection_always_follows_a_moved_tag(env: Env, registry: DockerRegistry) -> None:
+    repo = f"mutable/{env.ns}"
+    first = (await push(registry.url, repo, "stable"))["stable"]
+    image = f"{registry.host}/{repo}"
+    await env.repository("app", image)
+    await env.ready(REPO_GV, "ImageRepository", "app", message="successful scan: found 1 tags")
+    await env.policy("always", "app", {"alphabetical": {}}, digestReflectionPolicy="Always", interval="1h")
+    await env.policy("once", "app", {"alphabetical": {}}, digestReflectionPolicy="IfNotPresent")
+    for name in ("always", "once"):
+        st = await env.ready(POLICY_GV, "ImagePolicy", name)
+        assert st["latestRef"] == {"name": image, "tag": "stable", "digest": first}
+
+    moved = (await push(registry.url, repo, "stable"))["stable"]
+    assert moved != first
+    for name in ("always", "once"):
+        await env.kube.patch(
+            POLICY_GV,
+            "ImagePolicy",
+            name,
+            {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "moved"}}},
+            namespace=env.ns,
+            field_manager="test",
+        )
+    await env.ready(POLICY_GV, "ImagePolicy", "always", lastHandledReconcileAt="moved")
+    st = await env.ready(POLICY_GV, "ImagePolicy", "once", lastHandledReconcileAt="moved")
+    assert st["latestRef"]["digest"] == first  # IfNotPresent: the tag did not change
+    st = await env.status(POLICY_GV, "ImagePolicy", "always")
+    assert st["latestRef"]["digest"] == moved
+    assert st["observedPreviousRef"]["digest"] == first
+    await eventually(lambda: len(env.image_tags("always")) == 2, what="image.tag for the moved digest")
+    assert [(t.tag, t.digest) for t in env.image_tags("always")] == [("stable", first), ("stable", moved)]
+    assert len(env.image_tags("once")) == 1

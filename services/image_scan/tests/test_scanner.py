@@ -1,0 +1,82 @@
+"""The ImageRepository rules that need no registry: when a restart may skip a scan, tag hashing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libs.common.api.image.imagerepository import ImageRepository
+from libs.common.artifacts import LocalStore
+from libs.common.reconcile import Context
+from libs.registry import parse_image
+from services.image_scan.scanner import ImageScanner, StoredTags, TagStore, latest_tags, tags_revision
+
+pytestmark = pytest.mark.unit
+
+IMAGE = "ghcr.io/team/app"
+
+
+def repository(scanned_ago: timedelta, **spec: Any) -> ImageRepository:
+    scan_time = (datetime.now(UTC) - scanned_ago).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ImageRepository.model_validate(
+        {
+            "apiVersion": ImageRepository.api_version(),
+            "kind": "ImageRepository",
+            "metadata": {"name": "app", "namespace": "ns", "generation": 1},
+            "spec": {"image": IMAGE, "interval": "10m", **spec},
+            "status": {
+                "canonicalImageName": IMAGE,
+                "observedExclusionList": ["^.*\\.sig$"],
+                "lastScanResult": {
+                    "revision": tags_revision(["1.0", "2.0"]),
+                    "tagCount": 2,
+                    "scanTime": scan_time,
+                },
+            },
+        }
+    )
+
+
+async def scanner(tmp_path: Path) -> ImageScanner:
+    tags = TagStore(LocalStore(tmp_path))
+    await tags.put("ns", "app", StoredTags(tags_revision(["2.0", "1.0"]), IMAGE, ["2.0", "1.0"]))
+    # No Kubernetes, no bus: a skipped scan must not touch either.
+    return ImageScanner(kube=None, bus=None, tags=tags)  # type: ignore[arg-type]
+
+
+async def test_a_restart_skips_a_recent_scan(tmp_path: Path) -> None:
+    ctx = Context(
+        obj=repository(timedelta(minutes=2)),
+        log=logging.LoggerAdapter(logging.getLogger("t")),
+        trigger="startup",
+    )
+    result = await (await scanner(tmp_path)).scan(ctx)
+    assert (result.state, result.message, ctx.unchanged) == ("ready", "successful scan: found 2 tags", True)
+
+
+@pytest.mark.parametrize(
+    ("ago", "spec"),
+    [
+        (timedelta(minutes=11), {}),  # the interval elapsed
+        (timedelta(minutes=2), {"exclusionList": ["^dev-"]}),  # the exclusion list changed
+        (timedelta(minutes=2), {"image": "ghcr.io/team/other"}),  # the image changed
+    ],
+)
+async def test_a_restart_scans_when_due_or_changed(
+    tmp_path: Path, ago: timedelta, spec: dict[str, Any]
+) -> None:
+    obj = repository(ago, **spec)
+    fresh = (await scanner(tmp_path))._fresh(
+        obj, parse_image(obj.spec.image), await TagStore(LocalStore(tmp_path)).get("ns", "app")
+    )
+    assert fresh is False
+
+
+def test_revision_and_latest_tags() -> None:
+    assert tags_revision(["b", "a"]) == tags_revision(["a", "b", "a"])
+    assert tags_revision(["a"]) != tags_revision(["a", "b"])
+    assert latest_tags([str(i) for i in range(12)]) == ["9", "8", "7", "6", "5", "4", "3", "2", "11", "10"]
