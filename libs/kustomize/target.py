@@ -39,7 +39,7 @@ from libs.kustomize.transform import (
     transform_namespace,
     transform_replicas,
 )
-from libs.kustomize.yamlio import YAMLInputError, dump_document, load_all
+from libs.kustomize.yamlio import YAMLInputError, dump_document, load_all, load_all_v2
 
 COMPONENT_KIND = "Component"
 KUSTOMIZATION_KIND = "Kustomization"
@@ -530,7 +530,7 @@ class KustTarget:
         allow_name = bool(options.get("allowNameChange", False))
         allow_kind = bool(options.get("allowKindChange", False))
         if len(docs) == 1 and isinstance(docs[0], list):
-            ops = docs[0]
+            ops = load_all_v2(text)[0]  # kustomize decodes JSON 6902 with YAML 1.1 (y/yes/on are booleans)
             if target is None:
                 raise KustomizeError(f"{where}: must specify a target for JSON patch {text!r}")
             track = (self._tracks_origin(), self._tracks_transformations())
@@ -576,7 +576,7 @@ class KustTarget:
             raise KustomizeError(f"{where}: {exc}") from None
         if not docs or not isinstance(docs[0], list):
             raise KustomizeError(f"{where}: a JSON 6902 patch must be a list of operations")
-        ops = docs[0]
+        ops = load_all_v2(text)[0]  # decoded with YAML 1.1 rules, as kustomize does
         track = (self._tracks_origin(), self._tracks_transformations())
         return lambda rs: _apply_json6902(rs, target, ops, where, store_id=False, track=track)
 

@@ -230,6 +230,30 @@ class _KustomizationLoader(_Loader):
     timestamps = False
 
 
+try:
+    from yaml import CSafeLoader as _SafeBase
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _SafeBase  # type: ignore[assignment]
+
+
+class _GoYamlV2Loader(_SafeBase):
+    """YAML 1.1 as go-yaml v2 resolves it (sigs.k8s.io/yaml, which kustomize uses to decode JSON
+    6902 patches): besides PyYAML's YAML 1.1 booleans, ``y``/``Y``/``n``/``N`` are booleans too."""
+
+    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+
+
+_GoYamlV2Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
+def load_all_v2(text: str) -> list[Any]:
+    """Parse a stream the way sigs.k8s.io/yaml (go-yaml v2, YAML 1.1) does."""
+    try:
+        return list(yaml.load_all(text, Loader=_GoYamlV2Loader))
+    except yaml.YAMLError as exc:
+        raise YAMLInputError(_go_yaml_error(exc)) from None
+
+
 def load_all(text: str, *, timestamps: bool = True) -> list[Any]:
     """Parse a multi-document YAML stream; empty documents come back as ``None``."""
     loader = _Loader if timestamps else _KustomizationLoader
