@@ -271,6 +271,9 @@ class RegistryClient:
                 tags.extend(str(t) for t in page or [] if isinstance(t, str))
                 match = _NEXT_LINK.search(headers.get("Link", ""))
                 url = urljoin(url, match.group(1)) if match else None
+                if url is not None and urlsplit(url).netloc != urlsplit(self.base_url).netloc:
+                    # Credentials go only to the registry itself, never to a host a page names.
+                    raise RegistryError(f"listing tags of {self._what()}: the next page is on another host")
         return tags
 
     async def digest(self, tag: str) -> str:
@@ -310,7 +313,13 @@ class RegistryClient:
         host = self.image.api_host
         for attempt in range(2):
             headers = {"Accept": accept}
-            auth = await self._authorization(session, host)
+            try:
+                auth = await self._authorization(session, host)
+            except RegistryError:
+                # Start the next attempt afresh (anonymous, a new challenge): the registry may have changed.
+                self.auth_cache.schemes.pop(host, None)
+                self.auth_cache.challenges.pop(host, None)
+                raise
             if auth:
                 headers["Authorization"] = auth
             status, resp_headers, body = await self._send(session, what, method, url, headers)
@@ -366,6 +375,11 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{self.image.host} asked for a bearer token without a realm")
+        if not self.insecure and urlsplit(realm).scheme != "https":
+            # An HTTPS registry sending credentials to a plain-HTTP token service would leak them.
+            raise RegistryError(
+                f"{self.image.host} named a token service that is not HTTPS: {redact_url(realm)}"
+            )
         service = params.get("service", "")
         scope = self._scope()
         key = (realm, service, scope, self._user())

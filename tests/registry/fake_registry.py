@@ -29,6 +29,10 @@ class FakeRegistry:
     retry_after: str = "7"
     hits: list[str] = field(default_factory=list)
     token_requests: list[str] = field(default_factory=list)
+    realm: str | None = None
+    """The token service named in the challenge (default: this server's /token)."""
+    next_base: str = ""
+    """Prefix of the `Link` to the next page (default: a path on this server)."""
 
     @property
     def host(self) -> str:
@@ -85,7 +89,7 @@ async def fake_registry(tls: ssl.SSLContext | None = None) -> AsyncIterator[Fake
         state.hits.append(request.path_qs)
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             challenge = (
-                f'Bearer realm="{state.url}/token",service="fake",'
+                f'Bearer realm="{state.realm or state.url + "/token"}",service="fake",'
                 f'scope="repository:{request.match_info["repo"]}:pull"'
             )
             return web.json_response(
@@ -106,7 +110,7 @@ async def fake_registry(tls: ssl.SSLContext | None = None) -> AsyncIterator[Fake
         headers = {}
         if start + state.page_size < len(state.tags):
             headers["Link"] = (
-                f'</v2/{request.match_info["repo"]}/tags/list?n={state.page_size}&last={page[-1]}>; rel="next"'
+                f'<{state.next_base}/v2/{request.match_info["repo"]}/tags/list?n={state.page_size}&last={page[-1]}>; rel="next"'
             )
         return web.json_response({"name": request.match_info["repo"], "tags": page}, headers=headers)
 

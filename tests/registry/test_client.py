@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +26,7 @@ from libs.registry import (
     parse_image,
 )
 from tests.harness.registry_fixtures import AuthRegistry
-from tests.registry.fake_registry import PASSWORD, USER, FakeRegistry, fake_registry
+from tests.registry.fake_registry import PASSWORD, USER, FakeRegistry, fake_registry, self_signed_tls
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +184,25 @@ async def test_rate_limited(fake: FakeRegistry) -> None:
     assert "rate limited" in str(err.value)
     fake.tags = ["1.0"]
     assert await client.list_tags() == ["1.0"]
+
+
+async def test_credentials_stay_with_the_registry(fake: FakeRegistry, tmp_path: Path) -> None:
+    fake.tags = ["a", "b", "c"]
+    fake.next_base = "http://localhost:9"  # a page on another host
+    client = _client(fake.host, "team/app", credentials=Credentials(USER, PASSWORD))
+    with pytest.raises(RegistryError, match="another host"):
+        await client.list_tags()
+    tls, cert_pem = self_signed_tls(tmp_path)
+    async with fake_registry(tls) as secure:
+        secure.realm = "http://127.0.0.1:9/token"  # an HTTPS registry naming a plain-HTTP token service
+        context = ssl.create_default_context(cadata=cert_pem.decode())
+        https = RegistryClient(
+            parse_image(f"{secure.host}/team/app"),
+            credentials=Credentials(USER, PASSWORD),
+            ssl_context=context,
+        )
+        with pytest.raises(RegistryError, match="not HTTPS"):
+            await https.list_tags()
+        secure.realm = None
+        secure.tags = ["1.0"]
+        assert await https.list_tags() == ["1.0"]
