@@ -152,7 +152,7 @@ def _host_of(key: str) -> str:
 
 
 def credentials_from_dockerconfig(data: bytes, host: str) -> Credentials | None:
-    """The credentials for `host` in a `.dockerconfigjson` document (None when it has none).
+    """The credentials for `host` in a `.dockerconfigjson` (or legacy `.dockercfg`) document (None when it has none).
 
     Keys may be bare hosts, URLs (`https://index.docker.io/v1/`) or host/path; `auth` is base64
     `user:password`, `username`/`password` and `identitytoken` are read too. ValueError when the
@@ -162,6 +162,8 @@ def credentials_from_dockerconfig(data: bytes, host: str) -> Credentials | None:
     except ValueError:
         raise ValueError("the Secret's .dockerconfigjson is not valid JSON") from None
     auths = doc.get("auths") if isinstance(doc, dict) else None
+    if auths is None and isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
+        auths = doc  # the legacy .dockercfg layout: the host map itself
     if not isinstance(auths, dict):
         raise ValueError("the Secret's .dockerconfigjson has no 'auths' object")
     wanted = DOCKER_HUB if host in DOCKER_HUB_ALIASES else host

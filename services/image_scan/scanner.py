@@ -86,8 +86,6 @@ def unsupported_fields(obj: ImageRepository) -> list[str]:
     found = []
     if spec.provider != "generic":
         found.append(f"spec.provider={spec.provider} (cloud auto-login; use secretRef)")
-    if spec.service_account_name:
-        found.append("spec.serviceAccountName (imagePullSecrets / workload identity)")
     if spec.proxy_secret_ref is not None:
         found.append("spec.proxySecretRef")
     return found
@@ -196,6 +194,8 @@ class ImageScanner:
                 credentials = credentials_from_dockerconfig(raw, image.host)
             except ValueError as exc:
                 raise _Stop(Result.failed(meta.AUTHENTICATION_FAILED, str(exc))) from None
+        if credentials is None and spec.service_account_name:
+            credentials = await self._pull_secret_credentials(ns, spec.service_account_name, image)
         ssl_context: ssl.SSLContext | None = None
         if spec.cert_secret_ref is not None:
             data = await self._secret(ns, spec.cert_secret_ref.name, "certSecretRef")
@@ -217,6 +217,36 @@ class ImageScanner:
             auth_cache=self.auth_cache,
             observe=self.observe,
         )
+
+    async def _pull_secret_credentials(
+        self, namespace: str, account: str, image: ImageName
+    ) -> Credentials | None:
+        """The first credentials for the image's host among the service account's imagePullSecrets."""
+        sa = await self.kube.get("v1", "ServiceAccount", account, namespace)
+        if sa is None:
+            raise _Stop(
+                Result.failed(
+                    meta.AUTHENTICATION_FAILED,
+                    f"failed to get serviceAccountName '{namespace}/{account}': service account not found",
+                )
+            )
+        for ref in sa.get("imagePullSecrets") or []:
+            name = str((ref or {}).get("name") or "")
+            if not name:
+                continue
+            data = await self._secret(namespace, name, f"imagePullSecrets of service account '{account}'")
+            raw = data.get(DOCKERCONFIG_KEY) or data.get(".dockercfg")
+            if raw is None:
+                continue
+            try:
+                found = credentials_from_dockerconfig(raw, image.host)
+            except ValueError as exc:
+                raise _Stop(
+                    Result.failed(meta.AUTHENTICATION_FAILED, f"secret '{namespace}/{name}': {exc}")
+                ) from None
+            if found is not None:
+                return found
+        return None
 
     async def _secret(self, namespace: str, name: str, field_name: str) -> dict[str, bytes]:
         secret = await self.kube.get("v1", "Secret", name, namespace)

@@ -77,6 +77,8 @@ def test_dockerconfigjson_lookup() -> None:
     assert credentials_from_dockerconfig(doc, "quay.io") is None
     with pytest.raises(ValueError, match="auths"):
         credentials_from_dockerconfig(b"{}", "ghcr.io")
+    legacy = json.dumps({"quay.io": {"auth": auth}}).encode()  # .dockercfg
+    assert credentials_from_dockerconfig(legacy, "quay.io") == Credentials("bob", "s3cret")
     assert "s3cret" not in repr(Credentials("bob", "s3cret"))
 
 

@@ -291,6 +291,20 @@ async def test_basic_auth_from_dockerconfigjson(env: Env, registry_auth: AuthReg
     )
     await env.repository("private", image, secretRef={"name": "regcred"})
     await env.ready(REPO_GV, "ImageRepository", "private", message="successful scan: found 2 tags")
+    # The same Secret through a service account's imagePullSecrets.
+    await env.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "puller", "namespace": env.ns},
+            "imagePullSecrets": [{"name": "regcred"}],
+        }
+    )
+    await env.repository("via-sa", image, serviceAccountName="puller")
+    await env.ready(REPO_GV, "ImageRepository", "via-sa", message="successful scan: found 2 tags")
+    await env.repository("no-sa", image, serviceAccountName="nobody")
+    st = await env.ready(REPO_GV, "ImageRepository", "no-sa", status="False", reason="AuthenticationFailed")
+    assert "service account not found" in json.dumps(st["conditions"])
     await env.policy(
         "private", "private", {"semver": {"range": "0.x"}}, digestReflectionPolicy="Always", interval="1h"
     )
