@@ -151,7 +151,7 @@ async def env(nats_url: str, tmp_path: Path, git_server: GitServer) -> AsyncIter
                 kubeconfig=str(kubeconfig),
                 git_cache_dir=str(tmp_path / "git-cache"),
                 allow_file_urls=True,
-                batch_window=0.3,
+                batch_window=0.5,
             ) as svc:
                 yield Env(kube, bus, svc, git_server, commits, events)
         finally:
@@ -317,8 +317,15 @@ async def test_two_automations_on_one_branch_and_outside_pushes_lose_nothing(env
     assert sum(m.startswith("outside") for m in messages) == 3
     assert await asyncio.to_thread(show_file, bare, "outside-1.1.0.txt") == "1.1.0"
     for team in ("alpha", "beta"):
-        status = await env.ready(team, "pushed commit")
-        assert status["observedPolicies"] == {team: {"name": f"ghcr.io/org/{team}", "tag": "1.3.0"}}
+        expected = {team: {"name": f"ghcr.io/org/{team}", "tag": "1.3.0"}}
+
+        async def observed(team: str = team, expected: dict[str, Any] = expected) -> bool:
+            # The status is written right after the push lands.
+            return bool((await env.status(team)).get("observedPolicies") == expected)
+
+        await eventually(observed, what=f"{team} observedPolicies at 1.3.0")
+        cond = await env.condition(team)
+        assert cond["status"] == "True" and cond["message"].startswith("pushed commit")
 
 
 async def test_removed_template_field_and_bad_template_stall(env: Env) -> None:
