@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -149,3 +150,49 @@ async def test_non_race_push_failure_is_raised(git_server: GitServer, tmp_path: 
             edit=_bump("app.yaml", "app:1", "app:2"),
             message=lambda c: "x",
         )
+
+
+async def test_openpgp_signed_commit_with_passphrase_and_push_options(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    bare, url = git_server.new_repo("workdir-pgp")
+    await asyncio.to_thread(seed_repo, url, {"app.yaml": "image: app:1\n"})
+    await _run("git", "--git-dir", str(bare), "config", "receive.advertisePushOptions", "true")
+    seen = tmp_path / "push-options"
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(
+        '#!/bin/sh\ni=0\nwhile [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do\n'
+        f'  eval "echo \\$GIT_PUSH_OPTION_$i" >> {seen}\n  i=$((i+1))\ndone\n'
+    )
+    hook.chmod(0o755)
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "s3cret"]
+    try:
+        await _run(*gpg, "--quick-gen-key", "Bot <bot@example.com>", "ed25519", "sign", "never")
+        secret = await _run(*gpg, "--armor", "--export-secret-keys", "bot@example.com")
+        outcome = await update_and_push(
+            MirrorCache(tmp_path / "cache"),
+            url,
+            {},
+            checkout=GitRef(branch="main"),
+            push=PushTarget("main", options={"merge_request.create": "", "ci.skip": "true"}),
+            author=AUTHOR,
+            edit=_bump("app.yaml", "app:1", "app:2"),
+            message=lambda c: "signed",
+            signing=SigningKey("openpgp", secret, "s3cret"),
+        )
+        assert outcome.commit == await asyncio.to_thread(head, bare)
+        raw = await _run("git", "--git-dir", str(bare), "cat-file", "commit", "main")
+        assert "-----BEGIN PGP SIGNATURE-----" in raw
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["git", "--git-dir", str(bare), "verify-commit", "main"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GNUPGHOME": str(home)},
+        )
+        assert done.returncode == 0, done.stderr
+        assert seen.read_text().split() == ["ci.skip=true", "merge_request.create"]
+    finally:
+        await _run("gpgconf", "--homedir", str(home), "--kill", "all")
