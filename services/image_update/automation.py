@@ -51,6 +51,8 @@ INVALID_TEMPLATE = "InvalidCommitMessageTemplate"
 SOURCE_NOT_FOUND = "SourceNotFound"
 UNSUPPORTED_SOURCE = "UnsupportedSourceConfiguration"
 UP_TO_DATE = "repository up-to-date"
+RETRY_AFTER = 30.0
+"""Seconds before a run that failed on something that may heal (Git, a missing source) is retried."""
 REMOVED_FIELD_MESSAGE = (
     "template uses the removed field '.Updated' (gone since image.toolkit.fluxcd.io/v1beta2); "
     "use '.Changed' (e.g. '{{ range .Changed.Changes }}{{ .NewValue }}{{ end }}')"
@@ -247,6 +249,7 @@ class ImageUpdater:
                     raise _Failure(self._git_failed(exc)) from None
                 if current.revision == status.observed_source_revision:
                     ctx.unchanged = True
+                    status.last_automation_run_time = now
                     ready = ctx.condition(meta.READY)
                     return Result.ready(ready.message if ready and ready.status == "True" else UP_TO_DATE)
 
@@ -278,7 +281,8 @@ class ImageUpdater:
                         refspec=push_spec.refspec if push_spec and push_spec.refspec else None,
                         options=dict(push_spec.options or {}) if push_spec else {},
                     ),
-                    author=Author(author.name or "", author.email),
+                    # git refuses an empty name; Flux's name is optional.
+                    author=Author(author.name or author.email, author.email),
                     edit=edit,
                     message=message,
                     timeout=timeout,
@@ -288,7 +292,7 @@ class ImageUpdater:
             except TemplateError as exc:
                 return Result.stall(INVALID_TEMPLATE, f"failed to render the commit message: {exc}")
             except SetterError as exc:
-                return Result.failed(meta.UPDATE_FAILED, sanitize_message(str(exc)))
+                return Result.failed(meta.UPDATE_FAILED, sanitize_message(str(exc)), after=RETRY_AFTER)
             except GitError as exc:
                 return self._git_failed(exc)
 
@@ -312,7 +316,7 @@ class ImageUpdater:
 
     def _git_failed(self, exc: GitError) -> Result:
         reason = meta.AUTHENTICATION_FAILED if exc.kind == "auth" else meta.GIT_OPERATION_FAILED
-        return Result.failed(reason, sanitize_message(str(exc)))
+        return Result.failed(reason, sanitize_message(str(exc)), after=RETRY_AFTER)
 
     def _check_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -340,7 +344,9 @@ class ImageUpdater:
         if raw is None:
             raise _Failure(
                 Result.failed(
-                    SOURCE_NOT_FOUND, f"referenced GitRepository '{namespace}/{ref.name}' not found"
+                    SOURCE_NOT_FOUND,
+                    f"referenced GitRepository '{namespace}/{ref.name}' not found",
+                    after=RETRY_AFTER,
                 )
             )
         try:

@@ -84,7 +84,7 @@ class Env:
             msg_id=f"ImagePolicy/{NS}/{name}@{tag}",
         )
 
-    async def automation(self, name: str, repo: str, **spec: Any) -> None:
+    async def automation(self, name: str, repo: str, api_version: str = IUA, **spec: Any) -> None:
         git = spec.pop("git", None) or {"commit": {"author": {"name": "Flux", "email": "flux@example.com"}}}
         body = {
             "sourceRef": {"kind": "GitRepository", "name": repo},
@@ -270,6 +270,14 @@ async def test_batched_update_over_ssh_commit_message_status_and_git_commit(env:
     assert commit[0].repository.name == "app" and commit[0].branch == "main"
     assert commit[0].revision == f"main@sha1:{new_head}"
     assert commit[0].author is not None and commit[0].author.name == "app"
+    pushed = await eventually(
+        lambda: [
+            e for e in env.events if e.involved_object.name == "app" and e.message.startswith("pushed commit")
+        ],
+        what="the push event",
+    )
+    assert pushed[0].severity == "info" and pushed[0].reason == "Succeeded"
+    assert pushed[0].metadata.get("image.toolkit.fluxcd.io/revision") == f"main@sha1:{new_head}"
 
     # The same tag again: nothing to change, no commit.
     await env.bus.publish(
@@ -336,6 +344,7 @@ async def test_removed_template_field_and_bad_template_stall(env: Env) -> None:
     await env.automation(
         "old",
         "stall",
+        api_version="image.toolkit.fluxcd.io/v1beta2",
         git={"commit": {"author": author, "messageTemplate": "{{ range .Updated.Images }}{{ . }}{{ end }}"}},
     )
     await env.automation(
@@ -352,3 +361,15 @@ async def test_removed_template_field_and_bad_template_stall(env: Env) -> None:
     bad = await eventually(lambda: stalled("bad"), what="bad stalled")
     assert bad["reason"] == "InvalidCommitMessageTemplate"
     assert "template" in bad["message"]
+
+    # A missing GitRepository is a failure that heals (retried), not a stall.
+    await env.automation("orphan", "nowhere")
+
+    async def failing() -> dict[str, Any] | None:
+        cond = await env.condition("orphan")
+        return cond if cond.get("reason") == "SourceNotFound" else None
+
+    cond = await eventually(failing, what="orphan SourceNotFound")
+    assert cond["status"] == "False"
+    assert cond["message"] == "referenced GitRepository 'flux-system/nowhere' not found"
+    assert (await env.condition("orphan", "Stalled")) == {}
