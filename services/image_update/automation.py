@@ -258,10 +258,7 @@ class ImageUpdater:
             auto = NamespacedName(obj.name, obj.namespace)
 
             async def edit(tree: Path) -> SetterResult:
-                root = tree / update_path
-                if not await asyncio.to_thread(root.is_dir):
-                    raise SetterError(f"update.path '{update_path}' does not exist in the repository")
-                return await asyncio.to_thread(apply_setters, root, policies)
+                return await asyncio.to_thread(_apply_under, tree, update_path, policies)
 
             def message(changes: SetterResult) -> str:
                 return render(template, TemplateData(auto, changes, values))
@@ -574,6 +571,17 @@ class ImageUpdater:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _apply_under(tree: Path, update_path: str, policies: Mapping[str, ImageRef]) -> SetterResult:
+    """Apply the setters under `update_path`, which must be a directory inside the work tree (a
+    symlink leading out of the repository is refused, so no file outside it is ever written)."""
+    root = tree / update_path
+    if not root.is_dir():
+        raise SetterError(f"update.path '{update_path}' does not exist in the repository")
+    if not root.resolve().is_relative_to(tree.resolve()):
+        raise SetterError(f"update.path '{update_path}' leads out of the repository (symbolic link)")
+    return apply_setters(root, policies)
 
 
 def _now() -> str:

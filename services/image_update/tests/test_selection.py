@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from libs.common.api.meta import LabelSelector
-from libs.setters import ImageRef
-from services.image_update.automation import _clean_path, _latest, selector_matches, selector_problem
+from libs.setters import ImageRef, SetterError
+from services.image_update.automation import (
+    _apply_under,
+    _clean_path,
+    _latest,
+    selector_matches,
+    selector_problem,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +72,21 @@ def test_update_path() -> None:
     assert _clean_path("/apps") == "apps"
     assert _clean_path("../elsewhere") is None
     assert _clean_path("apps/../..") is None
+
+
+def test_update_path_symlink_leading_out_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "x.yaml"
+    victim.write_text('image: a:1 # {"$imagepolicy": "ns:p"}\n')
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "apps").symlink_to(outside)
+    (tree / "linked.yaml").symlink_to(victim)
+    policies = {"ns:p": ImageRef("a", "2")}
+    with pytest.raises(SetterError, match="leads out of the repository"):
+        _apply_under(tree, "apps", policies)
+    assert not _apply_under(tree, ".", policies)  # symlinked files and directories are not followed
+    assert victim.read_text() == 'image: a:1 # {"$imagepolicy": "ns:p"}\n'
+    with pytest.raises(SetterError, match="does not exist"):
+        _apply_under(tree, "missing", policies)
