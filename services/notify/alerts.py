@@ -13,8 +13,9 @@ For each event (durable consumer `notify-events` on `sluice.event.>`; `trace` ev
    min) — are dropped, per Alert;
 5. the Provider is read (its Secret's `address` wins over `spec.address`) and the event posted.
 
-Outcome → acknowledgement: a 5xx/429/timeout/connection error → `RetryLater` (JetStream redelivers;
-providers that already got the event are not sent it again); another 4xx → `Permanent`
+Outcome → acknowledgement: a 5xx/408/429/timeout/connection error is retried in place twice (after
+0.5 s and 1 s), then → `RetryLater` (JetStream redelivers; providers that already got the event
+are not sent it again); another 4xx → `Permanent`
 (dead-lettered with the reason). A Provider that cannot be used (unsupported type or field, missing
 Secret or address) drops the alert with a log line and an error event on the Provider naming why.
 """
@@ -53,13 +54,16 @@ from services.notify.providers import (
     DeliveryError,
     Target,
     build_request,
+    deliver,
     parse_headers,
-    post,
 )
 
 log = logging.getLogger("sluice.notify.alerts")
 
 EVENTS_DURABLE = "notify-events"
+#: Deliveries of one event record before a still-failing Provider makes it a dead letter.
+MAX_DELIVER = 10
+REDELIVERY_DELAY = 2.0
 SUMMARY_KEY = "summary"
 METADATA_APPEND_FAILED = "MetadataAppendFailed"
 UNSUPPORTED_PROVIDER = "UnsupportedProvider"
@@ -199,7 +203,13 @@ class AlertRouter:
     controller: str = "sluice-notify"
 
     def subscribe(self) -> None:
-        self.bus.subscribe(EVENTS_DURABLE, subj.family_filter(names.EVENT_RECORD), EventRecord, self.handle)
+        self.bus.subscribe(
+            EVENTS_DURABLE,
+            subj.family_filter(names.EVENT_RECORD),
+            EventRecord,
+            self.handle,
+            max_deliver=MAX_DELIVER,
+        )
 
     async def _alerts(self) -> list[Alert]:
         items, _ = await self.kube.list_objects(Alert.api_version(), Alert.KIND, self.namespace)
@@ -266,8 +276,12 @@ class AlertRouter:
             except BaseException:
                 self.duplicates.release(claim)
                 raise
+        if retry and delivery.num_delivered < MAX_DELIVER:
+            raise RetryLater("; ".join(retry), delay=REDELIVERY_DELAY)
         if retry:
-            raise RetryLater("; ".join(retry), delay=2.0)
+            raise Permanent(
+                f"gave up after {delivery.num_delivered} deliveries: " + "; ".join(retry + refused)
+            )
         if refused:
             raise Permanent("; ".join(refused))
 
@@ -299,7 +313,7 @@ class AlertRouter:
         request = build_request(event, metadata, target)
         if request is None:
             return
-        await post(self.session, request, target.timeout, slack_api=slack_api)
+        await deliver(self.session, request, target.timeout, slack_api=slack_api)
         log.info(
             "event of %s (%s) sent by Alert %s/%s to %s Provider %s",
             event.involved_object,
@@ -348,9 +362,8 @@ class AlertRouter:
                     headers = parse_headers(value)
                 except ValueError as exc:
                     raise ProviderUnusable(PROVIDER_UNUSABLE, str(exc)) from None
-        slack_api = False
         if not address and spec.type == "slack" and token:
-            address, slack_api = SLACK_POST_MESSAGE_URL, True
+            address = SLACK_POST_MESSAGE_URL
         if not address:
             raise ProviderUnusable(
                 PROVIDER_UNUSABLE, "no address: set spec.address or the 'address' key of its Secret"
@@ -368,7 +381,8 @@ class AlertRouter:
             headers=headers,
             timeout=timeout,
         )
-        return target, slack_api
+        # Slack's Web API (Bot tokens) answers 200 with `ok: false` on failures; webhooks answer "ok".
+        return target, spec.type == "slack"
 
     async def _report_provider(self, alert: Alert, reason: str, message: str) -> None:
         name = alert.spec.provider_ref.name

@@ -12,16 +12,18 @@
   `*.webhook.office.com` (a legacy O365 connector) gets Flux's MessageCard instead.
 
 Every other type is unsupported here: `UnsupportedProvider` names it. Delivery failures raise
-`DeliveryError` with `retryable` (5xx, 429, timeouts, connection errors) or not (other 4xx).
+`DeliveryError` with `retryable` (5xx, 408, 429, timeouts, connection errors) or not (other 4xx);
+`deliver` retries the retryable ones in place first (after 0.5 s and 1 s).
 Error texts never carry the address (a webhook URL is a credential) or the token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +46,8 @@ ADAPTIVE_CARD_VERSION = "1.4"
 COMMIT_STATUS_KEY = "commit_status"
 COMMIT_STATUS_UPDATE = "update"
 DEFAULT_TIMEOUT = 15.0
+#: Seconds between in-place attempts of one delivery before the record goes back to JetStream.
+RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0)
 
 
 class UnsupportedProvider(Exception):
@@ -250,6 +254,26 @@ async def post(
     except aiohttp.ClientError as exc:
         # The exception text may hold the URL (a credential): name only its class.
         raise DeliveryError(f"could not reach the provider ({type(exc).__name__})", retryable=True) from None
+
+
+async def deliver(
+    session: aiohttp.ClientSession,
+    request: Request,
+    timeout: float,
+    *,
+    slack_api: bool = False,
+    delays: Sequence[float] = RETRY_DELAYS,
+) -> None:
+    """`post`, retried in place after each of `delays` while the failure is retryable (Flux's
+    notifiers retry the same way); the last failure is raised."""
+    for delay in (*delays, None):
+        try:
+            await post(session, request, timeout, slack_api=slack_api)
+            return
+        except DeliveryError as exc:
+            if not exc.retryable or delay is None:
+                raise
+        await asyncio.sleep(delay)
 
 
 def _check_slack_api(text: str) -> None:

@@ -45,12 +45,14 @@ class Sink:
     url: str = ""
     received: list[Received] = field(default_factory=list)
     statuses: dict[str, list[int]] = field(default_factory=dict)
+    bodies: dict[str, str] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append(Received(request.path, dict(request.headers), await request.read()))
         queued = self.statuses.get(request.path) or []
         status = queued.pop(0) if queued else 200
-        return web.Response(status=status, text="ok" if status < 400 else "failed")
+        text = self.bodies.get(request.path) or ("ok" if status < 400 else "failed")
+        return web.Response(status=status, text=text)
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]

@@ -8,9 +8,12 @@ import hmac
 import json
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 
-from libs.common.events import EventRecord, ObjectRef
+from libs.common.bus import Delivery, Permanent, RetryLater
+from libs.common.events import EventRecord, ObjectRef, envelope
+from services.notify.alerts import MAX_DELIVER, AlertRouter, DuplicateFilter
 from services.notify.tests.conftest import NS, Env
 from tests.support import eventually
 
@@ -142,11 +145,15 @@ async def test_server_errors_are_retried_and_unusable_providers_reported(env: En
     await env.alert("flaky", "flaky", eventSources=sources)
     await env.alert("chat", "chat", eventSources=sources)
     await env.alert("refusing", "refusing", eventSources=sources)
+    await env.secret("bot", {"token": "xoxb-1"})
+    await env.provider(
+        "bot", type="slack", address=f"{sink.url}/api", channel="#nope", secretRef={"name": "bot"}
+    )
+    await env.alert("bot", "bot", eventSources=sources)
+    sink.bodies["/api"] = '{"ok": false, "error": "channel_not_found"}'
 
     await env.bus.publish(record("podinfo", "stored artifact for revision 'main@sha1:abc'"))
-    # Usually ~4 s (two 2 s redelivery delays); a redelivery that races a pull request's expiry is
-    # only seen again after the consumer's ack_wait (15 s), so the deadline allows for that.
-    await eventually(lambda: len(sink.at("/flaky")) == 3, timeout=40, what="two retries, then success")
+    await eventually(lambda: len(sink.at("/flaky")) == 3, what="two retries in place, then success")
     bodies = {r.body for r in sink.at("/flaky")}
     assert len(bodies) == 1  # the same event each time
 
@@ -158,6 +165,15 @@ async def test_server_errors_are_retried_and_unusable_providers_reported(env: En
     )
     assert "HTTP 400" in refused.message and refused.involved_object.kind == "Provider"
     assert sink.url not in refused.message
+
+    # A Slack Bot token is sent as a Bearer token; Slack's `ok: false` answer is a failure.
+    (api,) = sink.at("/api")
+    assert api.headers["Authorization"] == "Bearer xoxb-1"
+    assert json.loads(api.body)["channel"] == "#nope"
+    (slack_failed,) = await eventually(
+        lambda: env.records("bot", "NotificationDeliveryFailed"), what="the Slack API failure event"
+    )
+    assert "channel_not_found" in slack_failed.message and "xoxb" not in slack_failed.message
 
     # discord is not delivered yet: an error event on the Provider names the type, nothing is posted.
     # The Provider itself is reported when reconciled, and every alert it drops is too.
@@ -174,3 +190,31 @@ async def test_server_errors_are_retried_and_unusable_providers_reported(env: En
     )
     assert "'discord'" in stalled[0].message
     assert not sink.at("/discord")
+
+
+async def test_a_provider_still_failing_goes_back_to_jetstream_then_to_dead_letters(env: Env) -> None:
+    """The handler's outcome for a Provider that stays down: RetryLater (JetStream redelivers),
+    and on the last allowed delivery Permanent (the bus dead-letters it with the reason)."""
+    sink = env.sink
+    sink.statuses = {"/down": [503] * 6}
+    await env.provider("down", type="generic", address=f"{sink.url}/down")
+    await env.alert("down", "down", eventSources=[{"kind": "GitRepository", "name": "*"}])
+    event = record("podinfo", "stored artifact for revision 'main@sha1:abc'")
+
+    def delivery(num: int) -> Delivery:
+        return Delivery(event.subject(), envelope(event, source="/test"), {}, num, 1, None)  # type: ignore[arg-type]
+
+    async with aiohttp.ClientSession() as session:
+        router = AlertRouter(env.kube, env.bus, session, DuplicateFilter(300.0))
+        with pytest.raises(RetryLater) as retry:
+            await router.handle(event, delivery(1))
+        assert "HTTP 503" in str(retry.value) and sink.url not in str(retry.value)
+        assert len(sink.at("/down")) == 3  # three attempts in place
+        with pytest.raises(Permanent) as gave_up:
+            await router.handle(event, delivery(MAX_DELIVER))
+        assert f"gave up after {MAX_DELIVER} deliveries" in str(gave_up.value)
+        assert len(sink.at("/down")) == 6
+        # The sink is back: the next delivery of the same record goes through, once.
+        await router.handle(event, delivery(2))
+        await router.handle(event, delivery(3))
+        assert len(sink.at("/down")) == 7
