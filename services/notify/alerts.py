@@ -67,6 +67,7 @@ REDELIVERY_DELAY = 2.0
 SUMMARY_KEY = "summary"
 METADATA_APPEND_FAILED = "MetadataAppendFailed"
 UNSUPPORTED_PROVIDER = "UnsupportedProvider"
+UNSUPPORTED_FIELD = "UnsupportedField"
 PROVIDER_UNUSABLE = "ProviderUnusable"
 DELIVERY_FAILED = "NotificationDeliveryFailed"
 
@@ -340,7 +341,7 @@ class AlertRouter:
             return None
         problems = provider_problems(provider)
         if problems:
-            reason = UNSUPPORTED_PROVIDER if provider.spec.type not in SUPPORTED_TYPES else PROVIDER_UNUSABLE
+            reason = UNSUPPORTED_PROVIDER if provider.spec.type not in SUPPORTED_TYPES else UNSUPPORTED_FIELD
             raise ProviderUnusable(reason, "; ".join(problems))
         spec = provider.spec
         address, token, headers = spec.address or "", None, {}

@@ -16,6 +16,7 @@ from libs.common.app import App, ServiceSpec
 from libs.common.reconcile import Context, Reconciler, Result
 from libs.common.runtime.settings import Settings
 from services.notify.alerts import (
+    UNSUPPORTED_FIELD,
     UNSUPPORTED_PROVIDER,
     AlertRouter,
     DuplicateFilter,
@@ -58,7 +59,7 @@ def receivers(app: App) -> ReceiverServer:
 async def check_provider(ctx: Context[Provider]) -> Result | None:
     problems = provider_problems(ctx.obj)
     if problems:
-        reason = UNSUPPORTED_PROVIDER if ctx.obj.spec.type not in SUPPORTED_TYPES else "UnsupportedField"
+        reason = UNSUPPORTED_PROVIDER if ctx.obj.spec.type not in SUPPORTED_TYPES else UNSUPPORTED_FIELD
         return Result.stall(reason, "; ".join(problems))
     return None
 
