@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from libs.common.api.crd import crd_documents
+from libs.common.kube import Kube
+from libs.kube_emulator import KubeEmulator
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
@@ -21,3 +28,30 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str 
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+@contextlib.asynccontextmanager
+async def emulated_cluster(
+    directory: Path, namespaces: Sequence[str] = ("flux-system",)
+) -> AsyncIterator[Cluster]:
+    """A Kubernetes emulator on this event loop with Sluice's CRDs installed and `namespaces`
+    created; yields its kubeconfig path and a client."""
+    async with KubeEmulator() as emu:
+        kubeconfig = str(emu.write_kubeconfig(directory / "kubeconfig"))
+        kube = Kube.from_config(kubeconfig)
+        try:
+            for crd in crd_documents():
+                await kube.apply(crd, field_manager="test")
+            for ns in namespaces:
+                await kube.apply(
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, field_manager="test"
+                )
+            yield Cluster(kubeconfig, kube)
+        finally:
+            await kube.close()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: str
+    kube: Kube

@@ -21,18 +21,16 @@ from typing import Any
 import nats
 import pytest
 
-from libs.common.api.crd import crd_documents
 from libs.common.bus import Bus
 from libs.common.events import GitCommit, ObjectRef
 from libs.common.kube import Kube
 from libs.devservers.git import commit_files, head, seed_repo
-from libs.kube_emulator import KubeEmulator
 from services.apply.app import SPEC as APPLY
 from services.build.app import SPEC as BUILD
 from services.source.app import SPEC as SOURCE
 from tests.harness.git_fixtures import GitServer
 from tests.harness.services import running_service
-from tests.support import eventually
+from tests.support import emulated_cluster, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -108,15 +106,8 @@ async def env(nats_url: str, git_server: GitServer, tmp_path: Path) -> AsyncIter
     await asyncio.to_thread(
         seed_repo, url, {"apps/deployment.yaml": deployment("nginx:1.25.0"), "apps/service.yaml": SERVICE}
     )
-    async with KubeEmulator() as emu:
-        kubeconfig = str(emu.write_kubeconfig(tmp_path / "kubeconfig"))
-        kube = Kube.from_config(kubeconfig)
-        for crd in crd_documents():
-            await kube.apply(crd, field_manager="test")
-        for ns in (NS, "apps"):
-            await kube.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, field_manager="test"
-            )
+    async with emulated_cluster(tmp_path, (NS, "apps")) as cluster:
+        kube, kubeconfig = cluster.kube, cluster.kubeconfig
         common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
         bus = await Bus.connect(nats_url, service="e2e")
         try:
@@ -140,7 +131,6 @@ async def env(nats_url: str, git_server: GitServer, tmp_path: Path) -> AsyncIter
                 yield Env(kube, bus, bare, url)
         finally:
             await bus.close(grace=1)
-            await kube.close()
 
 
 async def test_commits_reach_the_cluster(env: Env) -> None:
@@ -235,15 +225,8 @@ async def test_two_replicas_of_each_service_apply_every_revision_once(
 ) -> None:
     bare, url = git_server.new_repo("replicated")
     await asyncio.to_thread(seed_repo, url, {"apps/deployment.yaml": deployment("nginx:1.0.0")})
-    async with KubeEmulator() as emu:
-        kubeconfig = str(emu.write_kubeconfig(tmp_path / "kubeconfig"))
-        kube = Kube.from_config(kubeconfig)
-        for crd in crd_documents():
-            await kube.apply(crd, field_manager="test")
-        for ns in (NS, "apps"):
-            await kube.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, field_manager="test"
-            )
+    async with emulated_cluster(tmp_path, (NS, "apps")) as cluster:
+        kube, kubeconfig = cluster.kube, cluster.kubeconfig
         common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
         bus = await Bus.connect(nats_url, service="e2e")
         try:
@@ -320,7 +303,6 @@ async def test_two_replicas_of_each_service_apply_every_revision_once(
                     assert done.count(revision) == 1, f"{revision} applied {done.count(revision)} times"
         finally:
             await bus.close(grace=1)
-            await kube.close()
 
 
 async def _apply_done_revisions(nats_url: str) -> list[str]:
