@@ -43,6 +43,7 @@ class Env:
     svc: RunningService
     git_server: GitServer
     commits: list[GitCommit] = field(default_factory=list)
+    commit_ids: list[str | None] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
 
     async def git_repository(self, name: str, url: str, secret: str | None = None) -> None:
@@ -134,10 +135,12 @@ async def env(nats_url: str, tmp_path: Path, git_server: GitServer) -> AsyncIter
         await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         bus = await Bus.connect(nats_url, service="test-image-update-observer")
         commits: list[GitCommit] = []
+        commit_ids: list[str | None] = []
         events: list[EventRecord] = []
 
         async def on_commit(payload: GitCommit, delivery: Delivery) -> None:
             commits.append(payload)
+            commit_ids.append(delivery.msg_id)
 
         async def on_event(payload: EventRecord, delivery: Delivery) -> None:
             events.append(payload)
@@ -153,7 +156,7 @@ async def env(nats_url: str, tmp_path: Path, git_server: GitServer) -> AsyncIter
                 allow_file_urls=True,
                 batch_window=0.5,
             ) as svc:
-                yield Env(kube, bus, svc, git_server, commits, events)
+                yield Env(kube, bus, svc, git_server, commits, commit_ids, events)
         finally:
             await bus.close(grace=1)
             await kube.close()
@@ -270,6 +273,11 @@ async def test_batched_update_over_ssh_commit_message_status_and_git_commit(env:
     assert commit[0].repository.name == "app" and commit[0].branch == "main"
     assert commit[0].revision == f"main@sha1:{new_head}"
     assert commit[0].author is not None and commit[0].author.name == "app"
+    # Source answers git.commit with a reconcile.request whose id is
+    # `GitRepository/<ns>/<name>@commit-<sha>`; the stream de-duplicates ids across subjects, so
+    # the git.commit must not use that id or source's request would be dropped.
+    msg_id = env.commit_ids[env.commits.index(commit[0])]
+    assert msg_id == f"git.commit/GitRepository/flux-system/app@{new_head}"
     pushed = await eventually(
         lambda: [
             e for e in env.events if e.involved_object.name == "app" and e.message.startswith("pushed commit")
