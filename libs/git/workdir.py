@@ -140,7 +140,7 @@ class _Signer:
     env: dict[str, str]
 
 
-async def _signer(git: Git, key: SigningKey, home: Path, timeout: float) -> _Signer:
+async def _signer(key: SigningKey, home: Path, timeout: float) -> _Signer:
     if key.format == "ssh":
         path = home / "signing_key"
         await asyncio.to_thread(_write_private, path, key.key)
@@ -303,7 +303,7 @@ async def update_and_push(
     }
     last_error: GitError | None = None
     async with _temp_dir("sluice-sign-") as home:
-        signer = await _signer(git, signing, home, timeout) if signing is not None else None
+        signer = await _signer(signing, home, timeout) if signing is not None else None
         try:
             for attempt in range(1, max(1, attempts) + 1):
                 mirror, resolved, push_head = await _fetch_state(cache, url, env, checkout, push, timeout)

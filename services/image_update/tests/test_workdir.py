@@ -112,7 +112,7 @@ async def test_ssh_remote_and_signed_commit(git_server: GitServer, tmp_path: Pat
     env = git_server.ssh.git_env()
     await asyncio.to_thread(seed_repo, ssh_url, {"app.yaml": "image: app:1\n"}, env=env)
     key = tmp_path / "sign"
-    await _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+    await _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "k3y-pass", "-f", str(key))
     from libs.git import Credentials, git_env
 
     creds = Credentials(identity=git_server.ssh.client_private_key, known_hosts=git_server.ssh.known_hosts)
@@ -126,11 +126,23 @@ async def test_ssh_remote_and_signed_commit(git_server: GitServer, tmp_path: Pat
             author=AUTHOR,
             edit=_bump("app.yaml", "app:1", "app:2"),
             message=lambda c: "signed bump",
-            signing=SigningKey("ssh", key.read_text()),
+            signing=SigningKey("ssh", key.read_text(), "k3y-pass"),
         )
     assert outcome.commit == await asyncio.to_thread(head, bare)
     signature = await _run("git", "--git-dir", str(bare), "cat-file", "commit", "main")
     assert "-----BEGIN SSH SIGNATURE-----" in signature
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f"bot@example.com {(tmp_path / 'sign.pub').read_text()}")
+    await _run(  # fails unless the signature verifies
+        "git",
+        "--git-dir",
+        str(bare),
+        "-c",
+        f"gpg.ssh.allowedSignersFile={signers}",
+        "verify-commit",
+        "-v",
+        "main",
+    )
 
 
 async def test_non_race_push_failure_is_raised(git_server: GitServer, tmp_path: Path) -> None:
