@@ -308,7 +308,7 @@ class ImageUpdater:
         ctx.revision = revision(push_branch, commit)
         await self._announce(obj, repo, push_branch, commit)
         return Result.ready(
-            f"pushed commit '{commit[:7]}' to branch '{push_branch}'\n{outcome.message or ''}".rstrip()
+            f"pushed commit '{commit[:7]}' to branch '{push_branch}'\n{_clip(outcome.message or '')}".rstrip()
         )
 
     def _git_failed(self, exc: GitError) -> Result:
@@ -585,6 +585,14 @@ def _apply_under(tree: Path, update_path: str, policies: Mapping[str, ImageRef])
     if not root.resolve().is_relative_to(tree.resolve()):
         raise SetterError(f"update.path '{update_path}' leads out of the repository (symbolic link)")
     return apply_setters(root, policies)
+
+
+MAX_MESSAGE = 8192
+"""The commit message is quoted in the Ready condition and the event up to this many characters."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "\n…(truncated)"
 
 
 def _now() -> str:

@@ -9,8 +9,10 @@ import pytest
 from libs.common.api.meta import LabelSelector
 from libs.setters import ImageRef, SetterError
 from services.image_update.automation import (
+    MAX_MESSAGE,
     _apply_under,
     _clean_path,
+    _clip,
     _latest,
     selector_matches,
     selector_problem,
@@ -90,3 +92,10 @@ def test_update_path_symlink_leading_out_is_refused(tmp_path: Path) -> None:
     assert victim.read_text() == 'image: a:1 # {"$imagepolicy": "ns:p"}\n'
     with pytest.raises(SetterError, match="does not exist"):
         _apply_under(tree, "missing", policies)
+
+
+def test_long_commit_messages_are_clipped_in_status() -> None:
+    assert _clip("short") == "short"
+    clipped = _clip("x" * (MAX_MESSAGE + 10))
+    assert clipped.startswith("x" * MAX_MESSAGE) and clipped.endswith("(truncated)")
+    assert len(clipped) < MAX_MESSAGE + 20
