@@ -391,6 +391,22 @@ def _eq(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _and(*args: Any) -> Any:
+    """Go's `and`: the first falsy argument, else the last."""
+    for arg in args:
+        if not _truth(arg):
+            return arg
+    return args[-1] if args else None
+
+
+def _or(*args: Any) -> Any:
+    """Go's `or`: the first truthy argument, else the last."""
+    for arg in args:
+        if _truth(arg):
+            return arg
+    return args[-1] if args else None
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     # Go text/template builtins
     "len": len,
@@ -405,6 +421,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "gt": _cmp(lambda a, b: a > b),
     "ge": _cmp(lambda a, b: a >= b),
     "not": lambda v: not _truth(v),
+    "and": _and,
+    "or": _or,
     # Sprig string helpers
     "upper": lambda s: str(s).upper(),
     "lower": lambda s: str(s).lower(),
@@ -422,6 +440,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "default": lambda d, *v: v[0] if v and _truth(v[0]) else d,
     "toString": format_value,
     "uniq": lambda items: list(dict.fromkeys(items)),
+    "splitList": lambda sep, s: str(s).split(sep),
+    "first": lambda items: items[0] if items else None,
+    "last": lambda items: items[-1] if items else None,
+    "trunc": lambda n, s: str(s)[:n] if n >= 0 else str(s)[n:],
     "sortAlpha": lambda items: sorted(format_value(x) for x in items),
 }
 

@@ -83,6 +83,10 @@ def test_flux_documentation_example() -> None:
         ),
         ("{{ range .Changed.Changes }}{{ $.AutomationObject.Name }}{{ break }}{{ end }}", "auto"),
         ('{{ index .Values "env" }}', "prod"),
+        ('{{ if and .Values.env (eq .AutomationObject.Name "auto") }}yes{{ end }}', "yes"),
+        ("{{ or .Values.missing .Values.env }}", "prod"),
+        ('{{ range .Changed.Changes }}{{ .NewValue | splitList ":" | last }};{{ end }}', "1.1;1.1;"),
+        ("{{ .AutomationObject.Name | trunc 2 }}", "au"),
     ],
 )
 def test_constructs(template: str, expected: str) -> None:
