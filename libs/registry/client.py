@@ -239,6 +239,10 @@ class RegistryClient:
     auth_cache: AuthCache = field(default_factory=AuthCache)
     observe: Observe | None = None
     user_agent: str = "sluice-image-scan"
+    proxy: str | None = None
+    """An HTTP(S) proxy URL every request goes through (`proxySecretRef.address`)."""
+    proxy_username: str = ""
+    proxy_password: str = field(default="", repr=False)
 
     @property
     def base_url(self) -> str:
@@ -301,10 +305,30 @@ class RegistryClient:
             headers={"User-Agent": self.user_agent},
         )
 
+    def _via_proxy(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        """The request arguments that route `url` through the proxy. Its credentials go in
+        `Proxy-Authorization` on the request itself for http:// targets (the proxy reads it), and
+        only on the CONNECT for https:// targets, so they never reach the registry."""
+        if not self.proxy:
+            return {}
+        args: dict[str, Any] = {"proxy": self.proxy}
+        if self.proxy_username or self.proxy_password:
+            raw = f"{self.proxy_username}:{self.proxy_password}".encode()
+            value = "Basic " + base64.b64encode(raw).decode()
+            if urlsplit(url).scheme == "http":
+                headers["Proxy-Authorization"] = value
+            else:
+                args["proxy_headers"] = {"Proxy-Authorization": value}
+        return args
+
     def _check(self, status: int, doing: str) -> None:
         if status in (401, 403):
             raise AuthenticationError(
                 f"{doing} {self._what()}: HTTP {status} (authentication failed or access denied)", status
+            )
+        if status == 407:
+            raise AuthenticationError(
+                f"{doing} {self._what()}: the proxy refused the credentials (HTTP 407)", status
             )
         if status >= 300:
             raise RegistryError(f"{doing} {self._what()}: unexpected HTTP {status}", status)
@@ -351,7 +375,9 @@ class RegistryClient:
     ) -> tuple[int, Mapping[str, str], bytes]:
         outcome = "error"
         try:
-            async with session.request(method, url, headers=dict(headers), allow_redirects=True) as resp:
+            sent = dict(headers)
+            via = self._via_proxy(url, sent)
+            async with session.request(method, url, headers=sent, allow_redirects=True, **via) as resp:
                 body = await resp.read() if method != "HEAD" else b""
                 outcome = str(resp.status)
                 return resp.status, CIMultiDict(resp.headers), body  # header names stay case-insensitive
@@ -420,7 +446,8 @@ class RegistryClient:
         url = realm if method == "POST" else f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
         outcome = "error"
         try:
-            async with session.request(method, url, headers=headers, data=data) as resp:
+            via = self._via_proxy(url, headers)
+            async with session.request(method, url, headers=headers, data=data, **via) as resp:
                 outcome = str(resp.status)
                 body = await resp.read()
                 status = resp.status

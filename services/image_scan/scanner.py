@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from libs.common.api import meta
 from libs.common.api.duration import parse_duration
@@ -86,8 +87,6 @@ def unsupported_fields(obj: ImageRepository) -> list[str]:
     found = []
     if spec.provider != "generic":
         found.append(f"spec.provider={spec.provider} (cloud auto-login; use secretRef)")
-    if spec.proxy_secret_ref is not None:
-        found.append("spec.proxySecretRef")
     return found
 
 
@@ -208,8 +207,35 @@ class ImageScanner:
                         f"invalid TLS data in secret '{ns}/{spec.cert_secret_ref.name}': {type(exc).__name__}",
                     )
                 ) from None
+        proxy: tuple[str, str, str] | None = None
+        if spec.proxy_secret_ref is not None:
+            data = await self._secret(ns, spec.proxy_secret_ref.name, "proxySecretRef")
+            address = data.get("address", b"").decode().strip()
+            if not address:
+                raise _Stop(
+                    Result.failed(
+                        meta.AUTHENTICATION_FAILED,
+                        f"invalid proxy secret '{ns}/{spec.proxy_secret_ref.name}': key 'address' not found",
+                    )
+                )
+            if urlsplit(address).scheme not in ("http", "https"):
+                raise _Stop(
+                    Result.stall(
+                        UNSUPPORTED_FIELD,
+                        "unsupported by Sluice's image-scan service: spec.proxySecretRef with a "
+                        f"{urlsplit(address).scheme or 'scheme-less'} proxy address (http and https proxies only)",
+                    )
+                )
+            proxy = (
+                address,
+                data.get("username", b"").decode(),
+                data.get("password", b"").decode(),
+            )
         return RegistryClient(
             image,
+            proxy=proxy[0] if proxy else None,
+            proxy_username=proxy[1] if proxy else "",
+            proxy_password=proxy[2] if proxy else "",
             credentials=credentials,
             insecure=bool(spec.insecure),
             ssl_context=ssl_context,

@@ -29,6 +29,8 @@ class FakeRegistry:
     retry_after: str = "7"
     hits: list[str] = field(default_factory=list)
     token_requests: list[str] = field(default_factory=list)
+    header_names: set[str] = field(default_factory=set)
+    """Every request header name the tag-list endpoint received."""
     realm: str | None = None
     """The token service named in the challenge (default: this server's /token)."""
     next_base: str = ""
@@ -87,6 +89,7 @@ async def fake_registry(tls: ssl.SSLContext | None = None) -> AsyncIterator[Fake
 
     async def tags(request: web.Request) -> web.Response:
         state.hits.append(request.path_qs)
+        state.header_names.update(request.headers.keys())
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             challenge = (
                 f'Bearer realm="{state.realm or state.url + "/token"}",service="fake",'

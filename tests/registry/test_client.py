@@ -27,6 +27,7 @@ from libs.registry import (
 )
 from tests.harness.registry_fixtures import AuthRegistry
 from tests.registry.fake_registry import PASSWORD, USER, FakeRegistry, fake_registry, self_signed_tls
+from tests.registry.http_proxy import http_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +209,30 @@ async def test_credentials_stay_with_the_registry(fake: FakeRegistry, tmp_path: 
         secure.realm = None
         secure.tags = ["1.0"]
         assert await https.list_tags() == ["1.0"]
+
+
+async def test_https_through_a_proxy_keeps_proxy_credentials_off_the_registry(tmp_path: Path) -> None:
+    tls, cert_pem = self_signed_tls(tmp_path)
+    async with fake_registry(tls) as secure, http_proxy() as proxy:
+        secure.tags = ["1.0"]
+        client = RegistryClient(
+            parse_image(f"{secure.host}/team/app"),
+            credentials=Credentials(USER, PASSWORD),
+            ssl_context=ssl.create_default_context(cadata=cert_pem.decode()),
+            proxy=proxy.url,
+            proxy_username=proxy.username,
+            proxy_password=proxy.password,
+        )
+        assert await client.list_tags() == ["1.0"]
+        assert f"CONNECT {secure.host}" in proxy.seen
+        assert "Proxy-Authorization" not in secure.header_names
+        wrong = RegistryClient(
+            parse_image(f"{secure.host}/team/app"),
+            ssl_context=ssl.create_default_context(cadata=cert_pem.decode()),
+            proxy=proxy.url,
+            proxy_username=proxy.username,
+            proxy_password="nope",
+        )
+        with pytest.raises(RegistryError) as err:
+            await wrong.list_tags()
+        assert "nope" not in str(err.value)

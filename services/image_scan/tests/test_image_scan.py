@@ -35,6 +35,7 @@ from services.image_scan.app import SPEC
 from tests.harness.registry_fixtures import AuthRegistry
 from tests.harness.services import RunningService, running_service
 from tests.registry.fake_registry import PASSWORD, USER, fake_registry, self_signed_tls
+from tests.registry.http_proxy import http_proxy
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -495,3 +496,38 @@ async def test_digest_reflection_always_follows_a_moved_tag(env: Env, registry: 
     await eventually(lambda: len(env.image_tags("always")) == 2, what="image.tag for the moved digest")
     assert [(t.tag, t.digest) for t in env.image_tags("always")] == [("stable", first), ("stable", moved)]
     assert len(env.image_tags("once")) == 1
+
+
+async def test_proxy_secret_ref(env: Env, registry: DockerRegistry) -> None:
+    repo = f"proxied/{env.ns}"
+    await push(registry.url, repo, "1.0.0")
+    image = f"{registry.host}/{repo}"
+    async with http_proxy() as proxy:
+        for name, password in (("proxy", proxy.password), ("wrong-proxy", "nope")):
+            await env.kube.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": name, "namespace": env.ns},
+                    "stringData": {"address": proxy.url, "username": proxy.username, "password": password},
+                }
+            )
+        await env.repository("proxied", image, proxySecretRef={"name": "proxy"})
+        await env.ready(REPO_GV, "ImageRepository", "proxied", message="successful scan: found 1 tags")
+        assert f"GET http://{registry.host}/v2/{repo}/tags/list" in proxy.seen
+        await env.repository("refused", image, proxySecretRef={"name": "wrong-proxy"})
+        st = await env.ready(
+            REPO_GV, "ImageRepository", "refused", status="False", reason="AuthenticationFailed"
+        )
+        assert "proxy refused" in json.dumps(st["conditions"]) and "nope" not in json.dumps(st)
+    await env.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "socks", "namespace": env.ns},
+            "stringData": {"address": "socks5://127.0.0.1:1080"},
+        }
+    )
+    await env.repository("socks", image, proxySecretRef={"name": "socks"})
+    st = await env.ready(REPO_GV, "ImageRepository", "socks", status="False", reason="UnsupportedField")
+    assert "socks5" in json.dumps(st["conditions"])
