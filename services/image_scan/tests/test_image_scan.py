@@ -256,6 +256,18 @@ async def test_no_match_unsupported_and_exclusions(env: Env, registry: DockerReg
     )
     st = await env.ready(POLICY_GV, "ImagePolicy", "builds")
     assert st["latestRef"] == {"name": image, "tag": "build-12"}
+    # A Flux v1beta2 manifest works as written and reads back its latestImage.
+    beta_gv = ImagePolicyV1beta2.api_version()
+    await env.kube.create(
+        {
+            "apiVersion": beta_gv,
+            "kind": "ImagePolicy",
+            "metadata": {"name": "beta", "namespace": env.ns},
+            "spec": {"imageRepositoryRef": {"name": "app"}, "policy": {"alphabetical": {"order": "desc"}}},
+        }
+    )
+    st = await env.ready(beta_gv, "ImagePolicy", "beta")
+    assert st["latestImage"] == f"{image}:1.0.0"
     await env.policy("bad", "app", {"semver": {"range": "not-a-range"}})
     st = await env.ready(POLICY_GV, "ImagePolicy", "bad", status="False", reason="InvalidPolicy")
     assert any(c["type"] == "Stalled" for c in st["conditions"])
