@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from libs.common import names
@@ -102,6 +104,17 @@ class Env:
                 "spec": body,
             }
         )
+
+    async def git_counts(self) -> dict[str, float]:
+        """The service's `sluice_git_commands_total` by `command/outcome`."""
+        async with aiohttp.ClientSession() as session, session.get(f"{self.svc.url}/metrics") as resp:
+            text = await resp.text()
+        return {
+            f"{command}/{outcome}": float(value)
+            for command, outcome, value in re.findall(
+                r'sluice_git_commands_total\{command="([^"]+)",outcome="([^"]+)"\} ([0-9.e+]+)', text
+            )
+        }
 
     async def status(self, name: str) -> dict[str, Any]:
         obj = await self.kube.get(IUA, "ImageUpdateAutomation", name, NS)
@@ -302,6 +315,25 @@ async def test_batched_update_over_ssh_commit_message_status_and_git_commit(env:
     messages = await asyncio.to_thread(log_messages, bare)
     assert len(messages) == 3
     assert "1.1.0 -> 1.2.0" in messages[0]
+
+    # Nothing moved: a requested reconcile costs one ls-remote — no fetch, no commit.
+    before = await env.git_counts()
+    await env.kube.patch(
+        IUA,
+        "ImageUpdateAutomation",
+        "app",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-1"}}},
+        namespace=NS,
+    )
+
+    async def handled() -> bool:
+        return (await env.status("app")).get("lastHandledReconcileAt") == "now-1"
+
+    await eventually(handled, what="the requested reconcile")
+    after = await env.git_counts()
+    assert after.get("ls-remote/ok", 0) >= before.get("ls-remote/ok", 0) + 1
+    assert after.get("fetch/ok", 0) == before.get("fetch/ok", 0)
+    assert len(await asyncio.to_thread(log_messages, bare)) == 3
 
 
 async def test_two_automations_on_one_branch_and_outside_pushes_lose_nothing(env: Env) -> None:
