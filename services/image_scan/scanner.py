@@ -77,6 +77,15 @@ def tags_revision(tags: list[str]) -> str:
     return f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
+def rate_limit_delay(retry_after: float, attempt: int, interval: float) -> float:
+    """Seconds before scanning again after the `attempt`-th 429 in a row: the registry's
+    `Retry-After` (at least 1 s), doubled on every further 429, never beyond `interval` unless the
+    registry asked for longer."""
+    base = max(retry_after, 1.0)
+    grown: float = base * 2.0 ** min(attempt - 1, 20)
+    return max(base, min(grown, interval))
+
+
 def latest_tags(tags: list[str]) -> list[str]:
     """The first 10 tags in descending alphabetical order (Flux's `latestTags`)."""
     return sorted(tags, reverse=True)[:LATEST_TAGS]
@@ -172,6 +181,8 @@ class ImageScanner:
     """`(what, outcome)` per registry HTTP request (the requests metric)."""
     namespace: str | None = None
     """The namespace the service watches (None: all), where policies are looked for after a scan."""
+    rate_limited: dict[str, int] = field(default_factory=dict)
+    """Consecutive 429 answers per repository (`ns/name`), for the backoff."""
 
     # --- registry access ------------------------------------------------------------------------
 
@@ -292,6 +303,7 @@ class ImageScanner:
 
     async def forget_tags(self, ctx: Context[ImageRepository]) -> Result | None:
         await self.tags.delete(ctx.obj.namespace, ctx.obj.name)
+        self.rate_limited.pop(f"{ctx.obj.namespace}/{ctx.obj.name}", None)
         return None
 
     async def scan(self, ctx: Context[ImageRepository]) -> Result:
@@ -328,15 +340,15 @@ class ImageScanner:
         try:
             scanned = await client.list_tags()
         except RateLimited as exc:
-            return Result.failed(
-                READ_OPERATION_FAILED,
-                f"{exc}; retrying in {exc.retry_after:g}s",
-                after=max(exc.retry_after, 1.0),
-            )
+            key = f"{obj.namespace}/{obj.name}"
+            self.rate_limited[key] = attempt = self.rate_limited.get(key, 0) + 1
+            delay = rate_limit_delay(exc.retry_after, attempt, parse_duration(obj.spec.interval))
+            return Result.failed(READ_OPERATION_FAILED, f"{exc}; retrying in {delay:g}s", after=delay)
         except AuthenticationError as exc:
             return Result.failed(meta.AUTHENTICATION_FAILED, str(exc))
         except RegistryError as exc:
             return Result.failed(READ_OPERATION_FAILED, str(exc))
+        self.rate_limited.pop(f"{obj.namespace}/{obj.name}", None)
         kept = [t for t in dict.fromkeys(scanned) if not any(rx.search(t) for rx in exclusions)]
         revision = tags_revision(kept)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,7 +13,14 @@ from libs.common.api.image.imagerepository import ImageRepository
 from libs.common.artifacts import LocalStore
 from libs.common.reconcile import Context
 from libs.registry import parse_image
-from services.image_scan.scanner import ImageScanner, StoredTags, TagStore, latest_tags, tags_revision
+from services.image_scan.scanner import (
+    ImageScanner,
+    StoredTags,
+    TagStore,
+    latest_tags,
+    rate_limit_delay,
+    tags_revision,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +87,17 @@ def test_revision_and_latest_tags() -> None:
     assert tags_revision(["b", "a"]) == tags_revision(["a", "b", "a"])
     assert tags_revision(["a"]) != tags_revision(["a", "b"])
     assert latest_tags([str(i) for i in range(12)]) == ["9", "8", "7", "6", "5", "4", "3", "2", "11", "10"]
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "attempt", "interval", "expected"),
+    [
+        (7.0, 1, 600.0, 7.0),  # the registry's Retry-After
+        (7.0, 3, 600.0, 28.0),  # doubled while the registry keeps answering 429
+        (60.0, 10, 300.0, 300.0),  # never beyond the interval…
+        (900.0, 1, 300.0, 900.0),  # …unless the registry asks for longer
+        (0.0, 1, 600.0, 1.0),
+    ],
+)
+def test_rate_limit_backoff(retry_after: float, attempt: int, interval: float, expected: float) -> None:
+    assert rate_limit_delay(retry_after, attempt, interval) == expected
