@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 __all__ = [
     "MARKER_TOKEN",
@@ -171,10 +172,12 @@ class _Edit:
     new: str
 
 
-def _marked_lines(lines: list[str]) -> Iterator[tuple[int, str, str, str, str, str]]:
+def _marked_lines(
+    lines: list[str], comment_lines: Set[int] | None = None
+) -> Iterator[tuple[int, str, str, str, str, str]]:
     """(index, prefix, raw scalar, separator+comment, line ending, setter) for each marker line."""
     for i, line in enumerate(lines):
-        if "$imagepolicy" not in line:
+        if "$imagepolicy" not in line or (comment_lines is not None and i not in comment_lines):
             continue
         body = line.rstrip("\r\n")
         ending = line[len(body) :]
@@ -193,16 +196,23 @@ def _marked_lines(lines: list[str]) -> Iterator[tuple[int, str, str, str, str, s
         if pm is None:
             continue
         raw = pm.group("value")
-        if not raw or raw[0] in "|>{[&*!":
+        if not raw.strip():
+            continue  # a comment on a line of its own belongs to no scalar (as in Flux)
+        if raw[0] in "|>{[&*!":
             raise SetterError(f"line {i + 1}: the {setter!r} marker must follow a plain or quoted scalar")
         yield i, pm.group("prefix"), raw, body[m.start() :], ending, setter
 
 
-def update_text(text: str, policies: Mapping[str, ImageRef]) -> tuple[str, list[_Edit]]:
-    """Rewrite every marked scalar whose setter has a value; every other byte is kept."""
+def update_text(
+    text: str, policies: Mapping[str, ImageRef], comment_lines: Set[int] | None = None
+) -> tuple[str, list[_Edit]]:
+    """Rewrite every marked scalar whose setter has a value; every other byte is kept.
+
+    `comment_lines` (0-based), when given, are the lines YAML reads a comment on: a marker-like
+    text anywhere else (inside a block scalar, a multi-line string) is content, not a marker."""
     lines = text.splitlines(keepends=True)
     edits: list[_Edit] = []
-    for i, prefix, raw, comment, ending, setter in _marked_lines(lines):
+    for i, prefix, raw, comment, ending, setter in _marked_lines(lines, comment_lines):
         new = _setter_value(setter, policies)
         if new is None:
             continue
@@ -212,6 +222,33 @@ def update_text(text: str, policies: Mapping[str, ImageRef]) -> tuple[str, list[
         lines[i] = prefix + _encode_scalar(style, new) + comment + ending
         edits.append(_Edit(i, setter, old, new))
     return "".join(lines), edits
+
+
+def _comment_tokens(value: Any) -> Iterator[CommentToken]:
+    if isinstance(value, CommentToken):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _comment_tokens(item)
+
+
+def _comment_lines(text: str, path: str) -> set[int]:
+    """The 0-based lines on which YAML reads a comment holding `$imagepolicy` (scanner tokens,
+    so text inside block scalars and quoted strings is never mistaken for a marker)."""
+    lines: set[int] = set()
+    try:
+        for token in YAML(typ="rt").scan(text):
+            for comment in _comment_tokens(getattr(token, "_comment", None)):
+                if "$imagepolicy" in comment.value:
+                    # A token may carry several comment lines; each starts with '#'.
+                    first = comment.start_mark.line
+                    for offset, part in enumerate(comment.value.split("\n")):
+                        if "$imagepolicy" in part:
+                            lines.add(first + offset)
+    except YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SetterError(f"{path}: invalid YAML: {problem}") from None
+    return lines
 
 
 def _object_of(doc: Any) -> ObjectIdentifier:
@@ -288,7 +325,7 @@ def apply_setters(root: Path, policies: Mapping[str, ImageRef]) -> Result:
         except UnicodeDecodeError:
             continue
         rel = path.relative_to(root).as_posix()
-        new_text, edits = update_text(text, policies)
+        new_text, edits = update_text(text, policies, _comment_lines(text, rel))
         if not edits:
             continue
         owners = _objects_by_line(text, rel)

@@ -187,3 +187,24 @@ def test_invalid_yaml_in_a_marked_file_names_the_file(tmp_path: Path) -> None:
     _tree(tmp_path, {"bad.yaml": 'a: [\nimage: x # {"$imagepolicy": "flux-system:app"}\n'})
     with pytest.raises(SetterError, match=r"bad\.yaml: invalid YAML"):
         apply_setters(tmp_path, POLICIES)
+
+
+def test_marker_text_inside_strings_and_standalone_comments_is_not_a_marker(tmp_path: Path) -> None:
+    text = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: embedded
+data:
+  values.yaml: |
+    image: ghcr.io/org/app:1.0.0 # {"$imagepolicy": "flux-system:app"}
+  # {"$imagepolicy": "flux-system:app"}
+  quoted: "x # {\\"$imagepolicy\\": \\"flux-system:app\\"}"
+  real: ghcr.io/org/app:1.0.0 # {"$imagepolicy": "flux-system:app"}
+"""
+    _tree(tmp_path, {"cm.yaml": text})
+    result = apply_setters(tmp_path, POLICIES)
+    assert [c.OldValue for c in result.Changes()] == ["ghcr.io/org/app:1.0.0"]
+    assert (tmp_path / "cm.yaml").read_text() == text.replace(
+        "real: ghcr.io/org/app:1.0.0", "real: ghcr.io/org/app:1.2.0"
+    )
