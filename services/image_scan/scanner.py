@@ -368,7 +368,7 @@ class ImageScanner:
         ready = ctx.condition(meta.READY)
         if ready is not None and ready.status == meta.CONDITION_TRUE and ready.message == message:
             ctx.event(meta.SUCCEEDED, message)  # new tags, same count: still worth an event
-        await self._trigger_policies(obj, revision)
+        await self._trigger_policies(obj, revision, time.time_ns())
         return Result.ready(message)
 
     def _fresh(self, obj: ImageRepository, image: ImageName, stored: StoredTags | None) -> bool:
@@ -389,7 +389,10 @@ class ImageScanner:
             return False
         return time.time() - scanned < parse_duration(obj.spec.interval)
 
-    async def _trigger_policies(self, repo: ImageRepository, revision: str) -> None:
+    async def _trigger_policies(self, repo: ImageRepository, revision: str, scan_id: int) -> None:
+        """Ask every ImagePolicy that uses `repo` to reconcile now. The message id names the tag set
+        and the scan, so tags that change back to an earlier set within the stream's de-duplication
+        window still reach the policies."""
         items, _ = await self.kube.list_objects(ImagePolicy.api_version(), ImagePolicy.KIND, self.namespace)
         for raw in items:
             md = raw.get("metadata") or {}
@@ -406,7 +409,9 @@ class ImageScanner:
                 ),
                 reason="changed",
             )
-            await self.bus.publish(request, msg_id=f"{ImagePolicy.KIND}/{ns}/{md['name']}@scan-{revision}")
+            await self.bus.publish(
+                request, msg_id=f"{ImagePolicy.KIND}/{ns}/{md['name']}@scan-{revision}@{scan_id}"
+            )
 
     # --- ImagePolicy ----------------------------------------------------------------------------
 

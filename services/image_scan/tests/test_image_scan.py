@@ -543,3 +543,26 @@ async def test_proxy_secret_ref(env: Env, registry: DockerRegistry) -> None:
     await env.repository("socks", image, proxySecretRef={"name": "socks"})
     st = await env.ready(REPO_GV, "ImageRepository", "socks", status="False", reason="UnsupportedField")
     assert "socks5" in json.dumps(st["conditions"])
+
+
+async def test_tags_changing_back_reach_the_policy(env: Env, registry: DockerRegistry) -> None:
+    repo = f"flip/{env.ns}"
+    await push(registry.url, repo, "1.0.0", "1.1.0")
+    image = f"{registry.host}/{repo}"
+    await env.repository("app", image)
+    await env.policy("app", "app", {"semver": {"range": "1.x"}})
+    await env.ready(
+        POLICY_GV, "ImagePolicy", "app", message=f"Latest image tag for '{image}' resolved to 1.1.0"
+    )
+    await asyncio.to_thread(delete_manifest, registry.url, repo, "1.1.0")
+    await env.scan_now("app")
+    await env.ready(
+        POLICY_GV, "ImagePolicy", "app", message=f"Latest image tag for '{image}' updated from 1.1.0 to 1.0.0"
+    )
+    # The same tag set as the first scan, seconds later: the policy is still told.
+    await push(registry.url, repo, "1.1.0")
+    await env.scan_now("app")
+    st = await env.ready(
+        POLICY_GV, "ImagePolicy", "app", message=f"Latest image tag for '{image}' updated from 1.0.0 to 1.1.0"
+    )
+    assert st["latestRef"] == {"name": image, "tag": "1.1.0"}
