@@ -506,7 +506,12 @@ class ImageScanner:
                 digest=ref.digest,
                 previous_tag=before.tag if before is not None else None,
             ),
-            msg_id=f"{ImagePolicy.KIND}/{obj.namespace}/{obj.name}@{ref.tag}@{ref.digest or ''}",
+            # Tag and digest, plus the policy's resourceVersion: a retry after a failed status write
+            # (same version) is de-duplicated, a later change back to this image is not.
+            msg_id=(
+                f"{ImagePolicy.KIND}/{obj.namespace}/{obj.name}@{ref.tag}@{ref.digest or ''}"
+                f"@rv{obj.metadata.resource_version or ''}"
+            ),
         )
         ctx.revision = str(ref)
         if before is not None and before.tag != tag:

@@ -566,3 +566,10 @@ async def test_tags_changing_back_reach_the_policy(env: Env, registry: DockerReg
         POLICY_GV, "ImagePolicy", "app", message=f"Latest image tag for '{image}' updated from 1.0.0 to 1.1.0"
     )
     assert st["latestRef"] == {"name": image, "tag": "1.1.0"}
+    # …and image-update hears of every change, the one back to 1.1.0 included.
+    await eventually(lambda: len(env.image_tags("app")) == 3, what="three image.tag events")
+    assert [(t.tag, t.previous_tag) for t in env.image_tags("app")] == [
+        ("1.1.0", None),
+        ("1.0.0", "1.1.0"),
+        ("1.1.0", "1.0.0"),
+    ]
