@@ -391,6 +391,16 @@ def _eq(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _sprint(*args: Any) -> str:
+    """Go's fmt.Sprint: a space between operands when neither is a string."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
+            out.append(" ")
+        out.append(format_value(arg))
+    return "".join(out)
+
+
 def _and(*args: Any) -> Any:
     """Go's `and`: the first falsy argument, else the last."""
     for arg in args:
@@ -411,7 +421,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     # Go text/template builtins
     "len": len,
     "index": _index,
-    "print": lambda *a: "".join(format_value(x) for x in a),
+    "print": _sprint,
     "println": lambda *a: " ".join(format_value(x) for x in a) + "\n",
     "printf": _printf,
     "eq": _cmp(_eq),

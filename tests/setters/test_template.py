@@ -87,6 +87,7 @@ def test_flux_documentation_example() -> None:
         ("{{ or .Values.missing .Values.env }}", "prod"),
         ('{{ range .Changed.Changes }}{{ .NewValue | splitList ":" | last }};{{ end }}', "1.1;1.1;"),
         ("{{ .AutomationObject.Name | trunc 2 }}", "au"),
+        ('{{ print 1 2 "a" 3 }}|{{ println 1 "a" }}', "1 2a3|1 a\n"),
     ],
 )
 def test_constructs(template: str, expected: str) -> None:
