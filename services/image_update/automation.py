@@ -492,7 +492,7 @@ class ImageUpdater:
             # Not `GitRepository/<ns>/<name>@commit-<sha>`: source uses that id for the
             # reconcile.request it publishes on this event, and the stream de-duplicates ids
             # across subjects — sharing it would drop source's request.
-            msg_id=f"{names.GIT_COMMIT}/GitRepository/{repo.namespace}/{repo.name}@{commit}",
+            msg_id=f"GitRepository/{repo.namespace}/{repo.name}@{commit}",
         )
 
     # --- image.tag: batched into one reconcile per automation -----------------------------------

@@ -438,12 +438,18 @@ class Bus:
         """Publish a payload in its CloudEvent envelope; returns the stream sequence.
 
         `msg_id` de-duplicates within the stream's window (two replicas publishing the same
-        reconcile request produce one message). Retries through a NATS restart until `timeout`.
+        reconcile request produce one message); it is sent as `<event family>:<msg_id>`, so ids
+        only need to be unique within one family. Retries through a NATS restart until `timeout`.
         """
         event = envelope(payload, source=self.source)
         subject = event.subject
         family = _family(subject)
-        headers = {names.HEADER_MSG_ID: msg_id or event.id, names.HEADER_CE_TYPE: event.type}
+        # JetStream de-duplicates ids across the whole stream, not per subject: prefixing the
+        # family keeps one publisher's `GitRepository/ns/app@<sha>` from swallowing another's.
+        headers = {
+            names.HEADER_MSG_ID: f"{payload.EVENT}:{msg_id or event.id}",
+            names.HEADER_CE_TYPE: event.type,
+        }
         with self.tracer.start_as_current_span(
             f"{family} publish", kind=SpanKind.PRODUCER, attributes={"messaging.destination": subject}
         ):

@@ -286,11 +286,10 @@ async def test_batched_update_over_ssh_commit_message_status_and_git_commit(env:
     assert commit[0].repository.name == "app" and commit[0].branch == "main"
     assert commit[0].revision == f"main@sha1:{new_head}"
     assert commit[0].author is not None and commit[0].author.name == "app"
-    # Source answers git.commit with a reconcile.request whose id is
-    # `GitRepository/<ns>/<name>@commit-<sha>`; the stream de-duplicates ids across subjects, so
-    # the git.commit must not use that id or source's request would be dropped.
+    # The bus namespaces ids by event family (the stream de-duplicates across subjects), so this
+    # id cannot collide with source's reconcile.request for the same commit.
     msg_id = env.commit_ids[env.commits.index(commit[0])]
-    assert msg_id == f"git.commit/GitRepository/flux-system/app@{new_head}"
+    assert msg_id == f"git.commit:GitRepository/flux-system/app@{new_head}"
     pushed = await eventually(
         lambda: [
             e for e in env.events if e.involved_object.name == "app" and e.message.startswith("pushed commit")

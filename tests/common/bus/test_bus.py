@@ -66,7 +66,7 @@ async def test_publish_wraps_payload_in_a_cloudevent_with_msg_id(bus: Bus, nats_
     assert seq >= 1
     [msg] = await raw_messages(nats_url, "sluice.reconcile.request.>", 1)
     assert msg.subject == "sluice.reconcile.request.gitrepository.ns.app"
-    assert msg.headers[names.HEADER_MSG_ID] == "GitRepository/ns/app@g1"
+    assert msg.headers[names.HEADER_MSG_ID] == "reconcile.request:GitRepository/ns/app@g1"
     body = json.loads(msg.data)
     assert body["specversion"] == "1.0"
     assert body["type"] == "io.sluice.reconcile.request.v1"
@@ -136,7 +136,7 @@ async def test_permanent_failure_is_dead_lettered_with_the_reason(bus: Bus, nats
     [record] = await dead_letters(nats_url, "perm", 1)
     assert record["reason"] == "the spec can never work"
     assert record["consumer"] == "perm"
-    assert record["msgId"] == "m-perm"
+    assert record["msgId"] == "reconcile.request:m-perm"
     assert calls == [1], "terminated, not redelivered"
 
 
@@ -322,3 +322,20 @@ async def test_idle_consumers_stay_bound_through_empty_pulls(bus: Bus) -> None:
     await bus.publish(request(1))
     await eventually(lambda: got == [1])
     assert asyncio.get_running_loop().time() - started < 0.5, "delivered at once, no re-bind backoff"
+
+
+async def test_the_same_id_in_two_families_is_two_messages(bus: Bus) -> None:
+    """Stream-wide de-duplication must not let one family's id swallow another family's message."""
+    from libs.common.events import GitCommit
+
+    repo = ObjectRef(
+        api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository", namespace="ns", name="app"
+    )
+    same = "GitRepository/ns/app@commit-abc"
+    first = await bus.publish(
+        GitCommit(repository=repo, branch="main", commit="abc", revision="main@sha1:abc"), msg_id=same
+    )
+    second = await bus.publish(ReconcileRequest(object=repo, reason="changed"), msg_id=same)
+    assert first != second
+    info = await bus.js.stream_info(names.STREAM_NAME)
+    assert info.state.messages == 2
