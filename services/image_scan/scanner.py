@@ -359,16 +359,30 @@ class ImageScanner:
         ctx.revision = revision
         message = f"successful scan: found {len(kept)} tags"
         changed = (
-            stored is None or stored.revision != revision or stored.canonical_image_name != image.canonical
+            stored is None
+            or stored.revision != revision
+            or stored.canonical_image_name != image.canonical
+            or previous is None
+            or previous.revision != revision
         )
         if not changed:
             ctx.unchanged = True
             return Result.ready(message)
-        await self.tags.put(obj.namespace, obj.name, StoredTags(revision, image.canonical, kept))
+        try:
+            await self.tags.put(obj.namespace, obj.name, StoredTags(revision, image.canonical, kept))
+            await self._trigger_policies(obj, revision, time.time_ns())
+        except Exception as exc:
+            # Not recorded as scanned, so the retry stores and notifies again.
+            status.last_scan_result = previous
+            return Result.failed(
+                meta.RECONCILIATION_FAILED,
+                sanitize_message(
+                    f"storing the tags or notifying ImagePolicies failed: {type(exc).__name__}: {exc}"
+                ),
+            )
         ready = ctx.condition(meta.READY)
         if ready is not None and ready.status == meta.CONDITION_TRUE and ready.message == message:
             ctx.event(meta.SUCCEEDED, message)  # new tags, same count: still worth an event
-        await self._trigger_policies(obj, revision, time.time_ns())
         return Result.ready(message)
 
     def _fresh(self, obj: ImageRepository, image: ImageName, stored: StoredTags | None) -> bool:

@@ -1,8 +1,11 @@
-"""The ImageRepository rules that need no registry: when a restart may skip a scan, tag hashing."""
+"""ImageRepository rules checked on the scanner itself: when a restart may skip a scan, tag hashing,
+the 429 backoff, and a scan whose policy notification failed being retried."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 from libs.common.api.image.imagerepository import ImageRepository
 from libs.common.artifacts import LocalStore
 from libs.common.reconcile import Context
+from libs.devservers.registry import DockerRegistry, push_image
 from libs.registry import parse_image
 from services.image_scan.scanner import (
     ImageScanner,
@@ -21,8 +25,6 @@ from services.image_scan.scanner import (
     rate_limit_delay,
     tags_revision,
 )
-
-pytestmark = pytest.mark.unit
 
 IMAGE = "ghcr.io/team/app"
 
@@ -55,6 +57,7 @@ async def scanner(tmp_path: Path) -> ImageScanner:
     return ImageScanner(kube=None, bus=None, tags=tags)  # type: ignore[arg-type]
 
 
+@pytest.mark.unit
 async def test_a_restart_skips_a_recent_scan(tmp_path: Path) -> None:
     ctx = Context(
         obj=repository(timedelta(minutes=2)),
@@ -65,6 +68,7 @@ async def test_a_restart_skips_a_recent_scan(tmp_path: Path) -> None:
     assert (result.state, result.message, ctx.unchanged) == ("ready", "successful scan: found 2 tags", True)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("ago", "spec"),
     [
@@ -83,12 +87,14 @@ async def test_a_restart_scans_when_due_or_changed(
     assert fresh is False
 
 
+@pytest.mark.unit
 def test_revision_and_latest_tags() -> None:
     assert tags_revision(["b", "a"]) == tags_revision(["a", "b", "a"])
     assert tags_revision(["a"]) != tags_revision(["a", "b"])
     assert latest_tags([str(i) for i in range(12)]) == ["9", "8", "7", "6", "5", "4", "3", "2", "11", "10"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("retry_after", "attempt", "interval", "expected"),
     [
@@ -101,3 +107,53 @@ def test_revision_and_latest_tags() -> None:
 )
 def test_rate_limit_backoff(retry_after: float, attempt: int, interval: float, expected: float) -> None:
     assert rate_limit_delay(retry_after, attempt, interval) == expected
+
+
+class _Kube:
+    """Kubernetes as the scanner sees it after a scan: one ImagePolicy that uses the repository."""
+
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str | None = None
+    ) -> tuple[list[Any], str]:
+        policy = {
+            "metadata": {"name": "pol", "namespace": "ns"},
+            "spec": {"imageRepositoryRef": {"name": "app"}},
+        }
+        return [policy], "1"
+
+
+@dataclass
+class _Bus:
+    """A bus that is down until `up` is set; records what it accepted."""
+
+    up: bool = False
+    published: list[str] = field(default_factory=list)
+
+    async def publish(self, payload: Any, *, msg_id: str | None = None) -> int:
+        if not self.up:
+            raise ConnectionError("nats: no servers available")
+        self.published.append(str(msg_id))
+        return len(self.published)
+
+
+@pytest.mark.integration
+async def test_a_failed_notification_is_retried(tmp_path: Path, registry: DockerRegistry) -> None:
+    await asyncio.to_thread(push_image, registry.url, "notify/app", "1.0.0")
+    bus = _Bus()
+    scanner = ImageScanner(kube=_Kube(), bus=bus, tags=TagStore(LocalStore(tmp_path)))  # type: ignore[arg-type]
+    obj = ImageRepository.model_validate(
+        {
+            "apiVersion": ImageRepository.api_version(),
+            "kind": "ImageRepository",
+            "metadata": {"name": "app", "namespace": "ns", "generation": 1},
+            "spec": {"image": f"{registry.host}/notify/app", "interval": "1h", "insecure": True},
+        }
+    )
+    log = logging.LoggerAdapter(logging.getLogger("t"))
+    result = await scanner.scan(Context(obj=obj, log=log, trigger="created"))
+    assert result.state == "failed" and "notifying ImagePolicies failed" in result.message
+    assert obj.status.last_scan_result is None  # not recorded as scanned
+    bus.up = True
+    result = await scanner.scan(Context(obj=obj, log=log, trigger="retry"))
+    assert result.message == "successful scan: found 1 tags"
+    assert len(bus.published) == 1 and bus.published[0].startswith("ImagePolicy/ns/pol@scan-sha256:")
