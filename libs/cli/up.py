@@ -79,7 +79,16 @@ class Stack:
 
     def start(self) -> dict[str, Any]:
         d = self.state_dir
-        for sub in ("nats", "kube", "registry", "git", "git-cache", "artifacts", "logs"):
+        for sub in (
+            "nats",
+            "kube",
+            "registry",
+            "git",
+            "git-cache",
+            "git-cache-image-update",
+            "artifacts",
+            "logs",
+        ):
             (d / sub).mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         self.nats = NatsServer(d / "nats")
@@ -173,6 +182,9 @@ class Stack:
             env["SLUICE_ARTIFACT_BASE_URL"] = f"http://127.0.0.1:{port}"
             env["SLUICE_GIT_CACHE_DIR"] = str(self.state_dir / "git-cache")
             env["SLUICE_ALLOW_FILE_URLS"] = "true"  # single-user: the Git root is file://
+        if name == "image_update":
+            env["SLUICE_GIT_CACHE_DIR"] = str(self.state_dir / "git-cache-image-update")
+            env["SLUICE_ALLOW_FILE_URLS"] = "true"  # automations push to the file:// Git root
         if name == "build":
             port = self._port_for("bundles")
             env["SLUICE_ARTIFACT_ADDR"] = f"127.0.0.1:{port}"
