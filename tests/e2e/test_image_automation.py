@@ -1,0 +1,234 @@
+"""The flagship path, through all six services: a new tag in the registry reaches the cluster.
+
+Flux's "automate image updates to Git" guide, locally: a repository with a Deployment whose image
+line carries the `$imagepolicy` marker, a real docker-registry, and the GitRepository,
+Kustomization, ImageRepository, ImagePolicy, ImageUpdateAutomation and Receiver objects. A tag
+push plus one webhook call to the Receiver must end with the Deployment in the cluster running
+the new image and the automation's commit in Git — with every interval set to an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from libs.common.kube import Kube
+from libs.devservers.git import head, log_messages, seed_repo, show_file
+from libs.devservers.ports import free_port
+from libs.devservers.registry import DockerRegistry, push_image
+from services.apply.app import SPEC as APPLY
+from services.build.app import SPEC as BUILD
+from services.image_scan.app import SPEC as IMAGE_SCAN
+from services.image_update.app import SPEC as IMAGE_UPDATE
+from services.notify.app import SPEC as NOTIFY
+from services.source.app import SPEC as SOURCE
+from tests.harness.git_fixtures import GitServer
+from tests.harness.services import running_service
+from tests.support import emulated_cluster, eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NS = "flux-system"
+
+
+def deployment(image: str) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: podinfo
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: podinfo
+  template:
+    metadata:
+      labels:
+        app: podinfo
+    spec:
+      containers:
+        - name: podinfo
+          image: {image} # {{"$imagepolicy": "flux-system:podinfo"}}
+"""
+
+
+def objects(git_url: str, image: str) -> list[dict[str, Any]]:
+    meta = {"namespace": NS}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "webhook-token", **meta},
+            "data": {"token": base64.b64encode(b"s3cr3t-t0ken").decode()},
+        },
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "flux-system", **meta},
+            "spec": {"url": git_url, "interval": "1h", "ref": {"branch": "main"}},
+        },
+        {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "apps", **meta},
+            "spec": {
+                "interval": "1h",
+                "path": "./clusters/demo",
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+            },
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+            "kind": "ImageRepository",
+            "metadata": {"name": "podinfo", **meta},
+            "spec": {"image": image, "interval": "1h", "insecure": True},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+            "kind": "ImagePolicy",
+            "metadata": {"name": "podinfo", **meta},
+            "spec": {"imageRepositoryRef": {"name": "podinfo"}, "policy": {"semver": {"range": ">=1.0.0"}}},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "flux-system", **meta},
+            "spec": {
+                "interval": "1h",
+                "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+                "git": {
+                    "checkout": {"ref": {"branch": "main"}},
+                    "commit": {
+                        "author": {"email": "fluxcdbot@users.noreply.github.com", "name": "fluxcdbot"},
+                        "messageTemplate": "{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}",
+                    },
+                    "push": {"branch": "main"},
+                },
+                "update": {"path": "./clusters/demo", "strategy": "Setters"},
+            },
+        },
+        {
+            "apiVersion": "notification.toolkit.fluxcd.io/v1",
+            "kind": "Receiver",
+            "metadata": {"name": "registry", **meta},
+            "spec": {
+                "type": "generic",
+                "secretRef": {"name": "webhook-token"},
+                "resources": [
+                    {
+                        "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+                        "kind": "ImageRepository",
+                        "name": "podinfo",
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, str]]:
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+
+
+async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServer, tmp_path: Path) -> None:
+    with DockerRegistry(tmp_path / "registry") as registry:
+        image = f"{registry.host}/podinfo"
+        await asyncio.to_thread(push_image, registry.url, "podinfo", "1.0.0")
+        bare, git_url = git_server.new_repo("fleet")
+        await asyncio.to_thread(
+            seed_repo, git_url, {"clusters/demo/podinfo.yaml": deployment(f"{image}:1.0.0")}
+        )
+        async with emulated_cluster(tmp_path) as cluster:
+            kube, kubeconfig = cluster.kube, cluster.kubeconfig
+            receiver_port = free_port()
+            common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
+            async with contextlib.AsyncExitStack() as stack:
+                for spec, extra in (
+                    (
+                        SOURCE,
+                        {
+                            "artifact_addr": "127.0.0.1:0",
+                            "artifact_store": f"file://{tmp_path / 's'}",
+                            "git_cache_dir": str(tmp_path / "gc"),
+                            "allow_file_urls": True,
+                        },
+                    ),
+                    (
+                        BUILD,
+                        {"artifact_addr": "127.0.0.1:0", "artifact_store": f"file://{tmp_path / 'b'}"},
+                    ),
+                    (APPLY, {}),
+                    (IMAGE_SCAN, {"artifact_store": f"file://{tmp_path / 'tags'}"}),
+                    (IMAGE_UPDATE, {"git_cache_dir": str(tmp_path / "iu"), "allow_file_urls": True}),
+                    (NOTIFY, {"receiver_addr": f"127.0.0.1:{receiver_port}"}),
+                ):
+                    await stack.enter_async_context(running_service(spec, **common, **extra))
+                for obj in objects(git_url, image):
+                    await kube.create(obj)
+
+                async def running(tag: str) -> bool:
+                    obj = await kube.get("apps/v1", "Deployment", "podinfo", "default")
+                    containers = ((obj or {}).get("spec") or {}).get("template", {}).get("spec", {})
+                    return bool(obj) and containers["containers"][0]["image"] == f"{image}:{tag}"
+
+                await eventually(lambda: running("1.0.0"), timeout=60, what="the first image applied")
+                receiver = await eventually(
+                    lambda: kube.get("notification.toolkit.fluxcd.io/v1", "Receiver", "registry", NS),
+                    what="the Receiver",
+                )
+
+                async def webhook_path() -> str | None:
+                    obj = await kube.get("notification.toolkit.fluxcd.io/v1", "Receiver", "registry", NS)
+                    return ((obj or {}).get("status") or {}).get("webhookPath")
+
+                path = await eventually(webhook_path, what="the Receiver's webhook path")
+                del receiver
+
+                # The guide's flow: a new tag is pushed and the registry calls the Receiver.
+                await asyncio.to_thread(push_image, registry.url, "podinfo", "1.0.1")
+                started = time.monotonic()
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.post(
+                        f"http://127.0.0.1:{receiver_port}{path}", json={"push_data": {"tag": "1.0.1"}}
+                    ) as resp,
+                ):
+                    assert resp.status == 200, await resp.text()
+                try:
+                    await eventually(lambda: running("1.0.1"), timeout=30, what="the new tag in the cluster")
+                except AssertionError:
+                    await _dump_status(kube)
+                    raise
+                took = time.monotonic() - started
+
+                assert f"{image}:1.0.1" in show_file(bare, "clusters/demo/podinfo.yaml")
+                messages = log_messages(bare, "main")
+                assert any(f"{image}:1.0.0 -> {image}:1.0.1" in m for m in messages), messages
+                automation = await kube.get(
+                    "image.toolkit.fluxcd.io/v1", "ImageUpdateAutomation", "flux-system", NS
+                )
+                assert (automation or {}).get("status", {}).get("lastPushCommit") == head(bare, "main")
+                assert took < 10, f"tag → cluster took {took:.1f}s"
+
+
+async def _dump_status(kube: Kube) -> None:
+    """Print where the chain stopped, object by object."""
+    for api_version, kind, name in (
+        ("notification.toolkit.fluxcd.io/v1", "Receiver", "registry"),
+        ("image.toolkit.fluxcd.io/v1", "ImageRepository", "podinfo"),
+        ("image.toolkit.fluxcd.io/v1", "ImagePolicy", "podinfo"),
+        ("image.toolkit.fluxcd.io/v1", "ImageUpdateAutomation", "flux-system"),
+        ("source.toolkit.fluxcd.io/v1", "GitRepository", "flux-system"),
+        ("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "apps"),
+    ):
+        obj = await kube.get(api_version, kind, name, NS)
+        status = (obj or {}).get("status") or {}
+        print(kind, {k: v for k, v in status.items() if k != "conditions"}, conditions(obj).get("Ready"))
