@@ -30,6 +30,7 @@ class FakeRegistry:
     hits: list[str] = field(default_factory=list)
     token_requests: list[str] = field(default_factory=list)
     header_names: set[str] = field(default_factory=set)
+    manifest_accepts: list[str] = field(default_factory=list)
     """Every request header name the tag-list endpoint received."""
     realm: str | None = None
     """The token service named in the challenge (default: this server's /token)."""
@@ -42,6 +43,8 @@ class FakeRegistry:
 
 
 USER, PASSWORD, TOKEN = "robot", "pa55", "tok-123"
+IDENTITY_TOKEN = "refresh-456"
+MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}'
 
 
 def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, bytes]:
@@ -117,9 +120,28 @@ async def fake_registry(tls: ssl.SSLContext | None = None) -> AsyncIterator[Fake
             )
         return web.json_response({"name": request.match_info["repo"], "tags": page}, headers=headers)
 
+    async def refresh_token(request: web.Request) -> web.Response:
+        """The OAuth2 refresh-token grant docker uses with an identity token."""
+        form = await request.post()
+        state.token_requests.append(str(form.get("scope", "")))
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != IDENTITY_TOKEN:
+            return web.json_response({"error": "invalid_grant"}, status=401)
+        return web.json_response({"access_token": TOKEN, "expires_in": 300})
+
+    async def manifest(request: web.Request) -> web.Response:
+        """A registry that gives no Docker-Content-Digest: the client must hash the manifest."""
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            challenge = f'Bearer realm="{state.url}/token",service="fake"'
+            return web.Response(status=401, headers={"Www-Authenticate": challenge})
+        state.manifest_accepts.append(request.headers.get("Accept", ""))
+        body = MANIFEST if request.method == "GET" else b""
+        return web.Response(body=body, content_type="application/vnd.oci.image.manifest.v1+json")
+
     app = web.Application()
     app.router.add_get("/token", token)
+    app.router.add_post("/token", refresh_token)
     app.router.add_get("/v2/{repo:.+}/tags/list", tags)
+    app.router.add_route("*", "/v2/{repo:.+}/manifests/{reference}", manifest)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)

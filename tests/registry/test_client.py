@@ -5,6 +5,7 @@ real aiohttp registry on loopback."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,15 @@ from libs.registry import (
     parse_image,
 )
 from tests.harness.registry_fixtures import AuthRegistry
-from tests.registry.fake_registry import PASSWORD, USER, FakeRegistry, fake_registry, self_signed_tls
+from tests.registry.fake_registry import (
+    IDENTITY_TOKEN,
+    MANIFEST,
+    PASSWORD,
+    USER,
+    FakeRegistry,
+    fake_registry,
+    self_signed_tls,
+)
 from tests.registry.http_proxy import http_proxy
 
 pytestmark = pytest.mark.integration
@@ -167,3 +176,15 @@ async def test_https_through_a_proxy_keeps_proxy_credentials_off_the_registry(tm
         with pytest.raises(RegistryError) as err:
             await wrong.list_tags()
         assert "nope" not in str(err.value)
+
+
+async def test_identity_token_and_digest_without_a_digest_header(fake: FakeRegistry) -> None:
+    fake.tags = ["1.0"]
+    client = _client(fake.host, "team/app", credentials=Credentials(identity_token=IDENTITY_TOKEN))
+    assert await client.list_tags() == ["1.0"]
+    assert fake.token_requests == ["repository:team/app:pull"]  # one refresh-token grant
+    assert await client.digest("1.0") == "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+    assert all("application/vnd.oci.image.index.v1+json" in a for a in fake.manifest_accepts)
+    assert all("application/vnd.docker.distribution.manifest.v2+json" in a for a in fake.manifest_accepts)
+    with pytest.raises(AuthenticationError):
+        await _client(fake.host, "team/app", credentials=Credentials(identity_token="stale")).list_tags()
