@@ -227,6 +227,13 @@ def _retry_after(value: str | None) -> float:
         return DEFAULT_RETRY_AFTER
 
 
+def _proxy_error(exc: aiohttp.ClientHttpProxyError, doing: str) -> RegistryError:
+    """The proxy refused the tunnel (CONNECT): 407 is an authentication failure."""
+    if exc.status == 407:
+        return AuthenticationError(f"{doing}: the proxy refused the credentials (HTTP 407)", 407)
+    return RegistryError(f"{doing}: the proxy answered HTTP {exc.status}", exc.status)
+
+
 @dataclass
 class RegistryClient:
     """Talks to one registry host for one repository's scans (create per reconcile; cheap)."""
@@ -384,6 +391,9 @@ class RegistryClient:
         except TimeoutError:
             outcome = "timeout"
             raise RegistryError(f"timed out after {self.timeout:g}s talking to {redact_url(url)}") from None
+        except aiohttp.ClientHttpProxyError as exc:
+            outcome = str(exc.status)
+            raise _proxy_error(exc, f"{method} {redact_url(url)}") from None
         except aiohttp.ClientError as exc:
             raise RegistryError(f"{method} {redact_url(url)}: {type(exc).__name__}: {exc}") from None
         finally:
@@ -454,6 +464,9 @@ class RegistryClient:
         except TimeoutError:
             outcome = "timeout"
             raise RegistryError(f"timed out getting a token from {redact_url(realm)}") from None
+        except aiohttp.ClientHttpProxyError as exc:
+            outcome = str(exc.status)
+            raise _proxy_error(exc, f"getting a token from {redact_url(realm)}") from None
         except aiohttp.ClientError as exc:
             raise RegistryError(f"getting a token from {redact_url(realm)}: {type(exc).__name__}") from None
         finally:

@@ -173,7 +173,7 @@ async def test_https_through_a_proxy_keeps_proxy_credentials_off_the_registry(tm
             proxy_username=proxy.username,
             proxy_password="nope",
         )
-        with pytest.raises(RegistryError) as err:
+        with pytest.raises(AuthenticationError, match="proxy refused") as err:
             await wrong.list_tags()
         assert "nope" not in str(err.value)
 
