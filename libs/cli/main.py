@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from libs.cli import create as create_cmd
 from libs.cli import up as up_cmd
 
 VERSION = "0.1.0"
@@ -35,10 +36,42 @@ def _parser() -> argparse.ArgumentParser:
 
     p_get = sub.add_parser("get", help="list Flux objects with their readiness, like `flux get`")
     p_get.add_argument(
-        "kind", help="a kind, plural or short name (gitrepository, ks, imagepolicy …) or 'all'"
+        "words",
+        nargs="+",
+        metavar="KIND [NAME]",
+        help="`sources git`, `kustomizations`, `images all|repository|policy|update`, "
+        "any plural or short name (gitrepository, ks, imagepolicy …) or 'all'; then an optional NAME",
     )
-    p_get.add_argument("name", nargs="?", help="only this object")
     p_get.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
+
+    create_cmd.add_parsers(sub)
+
+    timeout_help = "how long to wait for the reconciliation (5m)"
+    p_rec = sub.add_parser("reconcile", help="request a reconciliation now and wait for its outcome")
+    p_rec.add_argument(
+        "words",
+        nargs="+",
+        metavar="KIND NAME",
+        help="`source git NAME`, `kustomization NAME`, `image repository|policy|update NAME`",
+    )
+    p_rec.add_argument("--with-source", action="store_true", help="reconcile the source first")
+    p_rec.add_argument("--timeout", default="5m", help=timeout_help)
+
+    p_sus = sub.add_parser("suspend", help="suspend reconciliation of an object (spec.suspend)")
+    p_sus.add_argument("words", nargs="+", metavar="KIND NAME", help="e.g. `kustomization apps`")
+
+    p_res = sub.add_parser("resume", help="resume reconciliation of an object and wait until it is Ready")
+    p_res.add_argument("words", nargs="+", metavar="KIND NAME", help="e.g. `image update app`")
+    p_res.add_argument("--wait", default=True, action=argparse.BooleanOptionalAction, help="wait (yes)")
+    p_res.add_argument("--timeout", default="5m", help=timeout_help)
+
+    p_ev = sub.add_parser("events", help="follow Flux events from NATS (sluice.event.>)")
+    p_ev.add_argument("--for", dest="for_", metavar="KIND/NAME", help="only events about this object")
+    p_ev.add_argument("-A", "--all-namespaces", action="store_true", help="events from every namespace")
+    p_ev.add_argument("-o", "--output", choices=["human", "json"], default="human", help="line format")
+    p_ev.add_argument("--nats", help="NATS URL (default $SLUICE_NATS_URL, else .run/endpoints.json)")
+    p_ev.add_argument("--since", metavar="DURATION", help="first replay events newer than this (e.g. 1h)")
+    p_ev.add_argument("--count", type=int, help="exit after printing this many events")
 
     sub.add_parser("version", help="print the version")
     return parser
@@ -56,11 +89,56 @@ def main(argv: list[str] | None = None) -> int:
         from libs.cli.get import get
 
         namespace = None if args.all_namespaces else args.namespace
-        return get(args.kubeconfig, args.context, args.kind, args.name, namespace)
+        return get(args.kubeconfig, args.context, args.words, namespace)
+    if args.command == "create":
+        return create_cmd.create(args)
+    if args.command in ("reconcile", "suspend", "resume"):
+        return _object_command(args)
+    if args.command == "events":
+        from libs.cli.events import events
+
+        namespace = None if args.all_namespaces else args.namespace
+        return events(
+            args.nats,
+            selector=args.for_,
+            namespace=namespace,
+            output=args.output,
+            since=args.since,
+            count=args.count,
+        )
     if args.command == "version":
         print(f"sluice {VERSION}")
         return 0
     return 2
+
+
+def _object_command(args: argparse.Namespace) -> int:
+    from libs.cli import reconcile as rec
+    from libs.cli.kinds import split_kind_name
+    from libs.common.api.duration import parse_duration
+    from libs.common.api.registry import UnknownKind
+
+    try:
+        kind, name = split_kind_name(args.words)
+        timeout = parse_duration(args.timeout) if hasattr(args, "timeout") else 0.0
+    except (UnknownKind, ValueError) as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 1
+    if args.command == "reconcile":
+        return rec.reconcile(
+            args.kubeconfig,
+            args.context,
+            kind,
+            name,
+            args.namespace,
+            with_source=args.with_source,
+            timeout=timeout,
+        )
+    if args.command == "suspend":
+        return rec.suspend(args.kubeconfig, args.context, kind, name, args.namespace)
+    return rec.resume(
+        args.kubeconfig, args.context, kind, name, args.namespace, wait=args.wait, timeout=timeout
+    )
 
 
 def entrypoint() -> None:
