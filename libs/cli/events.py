@@ -8,6 +8,7 @@ the `nats` entry of `.run/endpoints.json` written by `sluice up`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -72,17 +73,18 @@ async def follow(
     bus = await Bus.connect(url, service="cli", connect_timeout=5.0)
     seen = 0
     try:
-        async for record, _time in bus.follow(SUBJECT, EventRecord, since=since):
-            if not matches(record, selector, namespace):
-                continue
-            if output == "json":
-                line = json.dumps(record.to_json_dict(), sort_keys=True)
-            else:
-                line = human(record)
-            print(line, flush=True)
-            seen += 1
-            if count is not None and seen >= count:
-                break
+        async with contextlib.aclosing(bus.follow(SUBJECT, EventRecord, since=since)) as stream:
+            async for record, _time in stream:
+                if not matches(record, selector, namespace):
+                    continue
+                if output == "json":
+                    line = json.dumps(record.to_json_dict(), sort_keys=True)
+                else:
+                    line = human(record)
+                print(line, flush=True)
+                seen += 1
+                if count is not None and seen >= count:
+                    break
     finally:
         await bus.close()
     return 0

@@ -7,9 +7,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import nats
@@ -495,6 +495,48 @@ class Bus:
             return None
         event = CloudEvent.from_bytes(raw.data)
         return Stored(decode_payload(event, model), int(raw.seq or 0), event.time)
+
+    async def follow(
+        self,
+        subject_filter: str,
+        model: type[P],
+        *,
+        deliver_new_only: bool = True,
+        since: datetime | None = None,
+    ) -> AsyncGenerator[tuple[P, datetime], None]:
+        """Yield (payload, event time) for messages on `subject_filter`, in stream order, forever.
+
+        An ephemeral ordered consumer (no acks, nothing left behind): for observers such as
+        `sluice events`. By default only messages published from now on; `since` replays from
+        that time; `deliver_new_only=False` replays everything still in the stream. Messages that
+        do not decode as `model` are skipped.
+        """
+        config = ConsumerConfig()
+        if since is not None:
+            policy = DeliverPolicy.BY_START_TIME
+            config.opt_start_time = since.astimezone(UTC)
+        else:
+            policy = DeliverPolicy.NEW if deliver_new_only else DeliverPolicy.ALL
+        sub = await self.js.subscribe(
+            subject_filter,
+            stream=self.stream,
+            ordered_consumer=True,
+            deliver_policy=policy,
+            config=config,
+            inactive_threshold=300.0,
+        )
+        try:
+            async for msg in sub.messages:
+                try:
+                    event = CloudEvent.from_bytes(msg.data)
+                    payload = decode_payload(event, model)
+                except (PayloadError, ValueError) as exc:
+                    log.debug("follow %s: skipping %s: %s", subject_filter, msg.subject, exc)
+                    continue
+                yield payload, event.time
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def subscribe(
         self,
