@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from libs.common.api.registry import STORAGE_KINDS
 from libs.common.kube import Kube
-from libs.devservers.git import init_bare, seed_repo
+from libs.devservers.git import init_bare, log_messages, seed_repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -60,11 +61,11 @@ def alive(pid: int) -> bool:
 
 
 class Up:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, *extra: str) -> None:
         self.state = state
         self.log = (state.parent / f"{state.name}-up.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "libs.cli.main", "up", "--state-dir", str(state)],
+            [sys.executable, "-m", "libs.cli.main", "up", "--state-dir", str(state), *extra],
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -218,4 +219,26 @@ def test_up_runs_the_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert repo is not None and repo["spec"]["url"] == git_url
     finally:
         code, leftovers = again.stop()
+    assert code == 0 and not leftovers
+
+
+def test_make_run_demo_walks_the_image_update_guide(tmp_path: Path) -> None:
+    """`make run` = `sluice up --demo`: the guide's objects, the policy not ready on 0.0.x tags with
+    Flux's message, then 1.0.1 and 1.0.2 reaching the Deployment, each hop timed."""
+    up = Up(tmp_path / "state", "--demo")
+    try:
+        up.endpoints()
+        deadline = time.monotonic() + 120
+        while "Sluice is running" not in up.output():
+            assert up.proc.poll() is None and time.monotonic() < deadline, up.output()
+            time.sleep(0.2)
+        out = up.output()
+        assert "the demo stopped" not in out, out
+        assert "ImagePolicy podinfo not ready: unable to determine latest version from provided list" in out
+        for tag in ("1.0.1", "1.0.2"):
+            assert re.search(rf"✔ \+ *\d+ ms  Deployment runs {re.escape(tag)}", out), out
+        messages = log_messages(tmp_path / "state" / "git" / "flux-image-updates.git")
+        assert any(m.endswith(":1.0.2") for m in messages), messages
+    finally:
+        code, leftovers = up.stop()
     assert code == 0 and not leftovers
