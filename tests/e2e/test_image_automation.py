@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from libs.common.kube import Kube
 from libs.devservers.git import head, log_messages, seed_repo, show_file
@@ -134,6 +135,84 @@ def objects(git_url: str, image: str) -> list[dict[str, Any]]:
     ]
 
 
+def notification_objects(generic_url: str, slack_url: str) -> list[dict[str, Any]]:
+    """Alerts for the image kinds to a generic webhook and a Slack-format webhook, and a signed
+    Receiver that a caller without the token must not be able to trigger."""
+    meta = {"namespace": NS}
+    sources = [{"kind": "ImagePolicy", "name": "*"}, {"kind": "ImageUpdateAutomation", "name": "*"}]
+    return [
+        {
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
+            "kind": "Provider",
+            "metadata": {"name": "webhook", **meta},
+            "spec": {"type": "generic", "address": generic_url},
+        },
+        {
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
+            "kind": "Provider",
+            "metadata": {"name": "slack", **meta},
+            "spec": {"type": "slack", "address": slack_url, "channel": "gitops"},
+        },
+        {
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
+            "kind": "Alert",
+            "metadata": {"name": "webhook", **meta},
+            "spec": {"providerRef": {"name": "webhook"}, "eventSeverity": "info", "eventSources": sources},
+        },
+        {
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
+            "kind": "Alert",
+            "metadata": {"name": "slack", **meta},
+            "spec": {"providerRef": {"name": "slack"}, "eventSeverity": "info", "eventSources": sources},
+        },
+        {
+            "apiVersion": "notification.toolkit.fluxcd.io/v1",
+            "kind": "Receiver",
+            "metadata": {"name": "signed", **meta},
+            "spec": {
+                "type": "generic-hmac",
+                "secretRef": {"name": "webhook-token"},
+                "resources": [
+                    {
+                        "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+                        "kind": "ImageRepository",
+                        "name": "podinfo",
+                    }
+                ],
+            },
+        },
+    ]
+
+
+class Sink:
+    """A real HTTP endpoint that records what notify posts to each of its paths."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        app = web.Application()
+        app.router.add_post("/{name}", self.handle)
+        self.runner = web.AppRunner(app)
+        self.port = free_port()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((request.match_info["name"], dict(request.headers), await request.json()))
+        return web.json_response({"ok": True})
+
+    async def __aenter__(self) -> Sink:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def bodies(self, name: str) -> list[dict[str, Any]]:
+        return [body for path, _, body in self.received if path == name]
+
+
 def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, str]]:
     return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 
@@ -151,6 +230,7 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
             receiver_port = free_port()
             common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
             async with contextlib.AsyncExitStack() as stack:
+                sink = await stack.enter_async_context(Sink())
                 for spec, extra in (
                     (
                         SOURCE,
@@ -171,7 +251,10 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
                     (NOTIFY, {"receiver_addr": f"127.0.0.1:{receiver_port}"}),
                 ):
                     await stack.enter_async_context(running_service(spec, **common, **extra))
-                for obj in objects(git_url, image):
+                for obj in [
+                    *objects(git_url, image),
+                    *notification_objects(sink.url("webhook"), sink.url("slack")),
+                ]:
                     await kube.create(obj)
 
                 async def running(tag: str) -> bool:
@@ -191,6 +274,26 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
 
                 path = await eventually(webhook_path, what="the Receiver's webhook path")
                 del receiver
+
+                # A caller without the token cannot trigger anything through the signed Receiver.
+                async def signed_path() -> str | None:
+                    obj = await kube.get("notification.toolkit.fluxcd.io/v1", "Receiver", "signed", NS)
+                    return ((obj or {}).get("status") or {}).get("webhookPath")
+
+                bad_path = await eventually(signed_path, what="the signed Receiver's path")
+                repo_before = await kube.get("image.toolkit.fluxcd.io/v1", "ImageRepository", "podinfo", NS)
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.post(
+                        f"http://127.0.0.1:{receiver_port}{bad_path}",
+                        data=b'{"tag": "9.9.9"}',
+                        headers={"X-Signature": "sha256=" + "0" * 64},
+                    ) as resp,
+                ):
+                    assert resp.status == 401
+                repo_after = await kube.get("image.toolkit.fluxcd.io/v1", "ImageRepository", "podinfo", NS)
+                annotations = lambda obj: (obj or {}).get("metadata", {}).get("annotations")  # noqa: E731
+                assert annotations(repo_after) == annotations(repo_before), "a bad signature changed nothing"
 
                 # The guide's flow: a new tag is pushed and the registry calls the Receiver.
                 await asyncio.to_thread(push_image, registry.url, "podinfo", "1.0.1")
@@ -217,6 +320,23 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
                 )
                 assert (automation or {}).get("status", {}).get("lastPushCommit") == head(bare, "main")
                 assert took < 10, f"tag → cluster took {took:.1f}s"
+
+                # The Alerts reached both webhooks, each in its provider's format.
+                def delivered(name: str) -> list[dict[str, Any]]:
+                    return sink.bodies(name)
+
+                generic = await eventually(
+                    lambda: [b for b in delivered("webhook") if "1.0.1" in b.get("message", "")],
+                    what="the generic webhook's alert about 1.0.1",
+                )
+                assert generic[0]["involvedObject"]["kind"] in ("ImagePolicy", "ImageUpdateAutomation")
+                assert generic[0]["severity"] == "info" and generic[0]["reportingController"]
+                slack = await eventually(
+                    lambda: [b for b in delivered("slack") if "1.0.1" in str(b.get("attachments"))],
+                    what="the Slack-format alert about 1.0.1",
+                )
+                assert slack[0]["channel"] == "gitops"
+                assert slack[0]["attachments"][0]["text"]
 
 
 async def _dump_status(kube: Kube) -> None:
