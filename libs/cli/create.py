@@ -154,9 +154,10 @@ def spec_for(args: argparse.Namespace) -> tuple[type[FluxObject], dict[str, Any]
             raise UsageError("--git-repo-ref is required")
         if not args.author_email:
             raise UsageError("--author-email is required")
-        git: dict[str, Any] = {
-            "commit": {"author": {"email": args.author_email, "name": args.author_name}},
-        }
+        author = {"email": args.author_email}
+        if args.author_name:
+            author["name"] = args.author_name
+        git: dict[str, Any] = {"commit": {"author": author}}
         if args.checkout_branch:
             git["checkout"] = {"ref": {"branch": args.checkout_branch}}
         if args.commit_template:
@@ -170,8 +171,10 @@ def spec_for(args: argparse.Namespace) -> tuple[type[FluxObject], dict[str, Any]
             "git": git,
             "interval": _duration(args.interval),
             "sourceRef": source_ref,
-            "update": {"path": args.git_repo_path, "strategy": "Setters"},
+            "update": {"strategy": "Setters"},
         }
+        if args.git_repo_path:
+            spec["update"]["path"] = args.git_repo_path
         return ImageUpdateAutomation, spec
     raise UsageError(f"unknown kind {what!r}")
 
@@ -286,10 +289,10 @@ def add_parsers(sub: Any) -> None:
     common(p, "image update")
     p.add_argument("--git-repo-ref", help="the GitRepository to update")
     p.add_argument("--git-repo-namespace", help="its namespace, when not the automation's")
-    p.add_argument("--git-repo-path", default="./", help="the directory scanned for setter markers (./)")
+    p.add_argument("--git-repo-path", help="the directory scanned for setter markers (default: the root)")
     p.add_argument("--checkout-branch", help="the branch to check out (default: the GitRepository's)")
     p.add_argument("--push-branch", help="the branch to push to (default: the checkout branch)")
-    p.add_argument("--author-name", default="Flux", help="the commit author's name (Flux)")
+    p.add_argument("--author-name", help="the commit author's name")
     p.add_argument("--author-email", help="the commit author's email")
     p.add_argument("--commit-template", help="the commit message template")
     p.add_argument("--interval", default="1m", help="how often to run (1m)")

@@ -9,6 +9,7 @@ ImageUpdateAutomation), SUSPENDED (not for ImagePolicy), READY, MESSAGE.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -132,7 +133,7 @@ def get(kubeconfig: str | None, context: str | None, words: list[str], namespace
     try:
         kinds, name, what = parse_words(words)
     except UnknownKind as exc:
-        print(f"✗ {exc}")
+        print(f"✗ {exc}", file=sys.stderr)
         return 1
 
     async def run() -> str:

@@ -74,7 +74,23 @@ def _parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--count", type=int, help="exit after printing this many events")
 
     sub.add_parser("version", help="print the version")
+    _accept_global_options_anywhere(parser)
     return parser
+
+
+def _accept_global_options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Like kubectl and flux: `--kubeconfig`, `--context` and `-n` also after the command
+    (`sluice get ks -n apps`). Leaf parsers get them with suppressed defaults, so the top-level
+    values stand unless the option is given there."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in {id(p): p for p in action.choices.values()}.values():
+                if any(isinstance(a, argparse._SubParsersAction) for a in child._actions):
+                    _accept_global_options_anywhere(child)
+                    continue
+                child.add_argument("--kubeconfig", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                child.add_argument("--context", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                child.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,6 +133,20 @@ def test_export_prints_flux_yaml_for_the_five_kinds(capsys: pytest.CaptureFixtur
     }
 
 
+def test_export_namespace_and_minimal_image_update(capsys: pytest.CaptureFixture[str]) -> None:
+    update = export(
+        ["create", "image", "update", "app", "-n", "apps", "--git-repo-ref", "g", "--author-email", "a@b"],
+        capsys,
+    )
+    assert update["metadata"] == {"name": "app", "namespace": "apps"}
+    assert update["spec"] == {
+        "git": {"commit": {"author": {"email": "a@b"}}},
+        "interval": "1m0s",
+        "sourceRef": {"kind": "GitRepository", "name": "g"},
+        "update": {"strategy": "Setters"},
+    }
+
+
 def test_invalid_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["create", "image", "policy", "p", "--image-ref", "r", "--export"]) == 1
     assert "exactly one of --select-semver" in capsys.readouterr().err
@@ -223,3 +237,10 @@ def test_create_applies_and_get_prints_flux_tables(
     assert main([*k, "get", "all"]) == 0
     assert "gitrepository/podinfo" in capsys.readouterr().out
     assert main([*k, "get", "images", "nonsense"]) == 1
+    assert "✗ unknown kind 'images nonsense'" in capsys.readouterr().err
+
+    # Like kubectl, the global options may follow the command.
+    assert main(["get", "sources", "git", "--kubeconfig", kubeconfig, "-n", "elsewhere"]) == 0
+    assert capsys.readouterr().out == "no sources git objects found\n"
+    assert main(["get", "sources", "git", "podinfo", "--kubeconfig", kubeconfig, "-n", "flux-system"]) == 0
+    assert "main@sha1:abc" in capsys.readouterr().out
