@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry import context as otel_context
+
 from libs.common import names
 from libs.common.api import meta
 from libs.common.api.image.imagepolicy import ImagePolicy
@@ -158,6 +160,9 @@ class TemplateData:
 class _Batch:
     done: asyncio.Future[None]
     ids: set[str] = field(default_factory=set)
+    # The trace of the latest event joined: the batch's run continues it, since the newest event
+    # is the one that brings the change (an earlier one may have been a repeat).
+    context: otel_context.Context | None = None
 
 
 @dataclass
@@ -540,6 +545,7 @@ class ImageUpdater:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         batch.ids.add(ident)
+        batch.context = otel_context.get_current()
         await asyncio.shield(batch.done)
 
     async def _flush(self, namespace: str, name: str, batch: _Batch) -> None:
@@ -548,6 +554,8 @@ class ImageUpdater:
             await asyncio.sleep(self.batch_window)
             self._batches.pop(key, None)
             digest = hashlib.sha256("\n".join(sorted(batch.ids)).encode()).hexdigest()[:16]
+            if batch.context is not None:
+                otel_context.attach(batch.context)  # this task's own context; it ends with the task
             await self.bus.publish(
                 ReconcileRequest(
                     object=ObjectRef(

@@ -24,7 +24,6 @@ import hmac
 import json
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +38,7 @@ from libs.common.api.registry import UnknownKind, storage_version
 from libs.common.bus import Bus
 from libs.common.events import ObjectRef, ReconcileRequest
 from libs.common.kube import Kube, KubeError
-from libs.common.reconcile import Context, Reconciler, Result
+from libs.common.reconcile import Context, Reconciler, Result, request_msg_id
 from libs.common.runtime.redact import sanitize_message
 
 log = logging.getLogger("sluice.notify.receivers")
@@ -337,8 +336,13 @@ class ReceiverServer:
     async def _request(self, ref: ObjectRef, requested_at: str) -> None:
         """Annotate the object as Flux does and publish the reconcile request."""
         patch = {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: requested_at}}}
-        await self.kube.patch(
+        patched = await self.kube.patch(
             ref.api_version, ref.kind, ref.name, patch, namespace=ref.namespace, field_manager=FIELD_MANAGER
         )
-        payload = ReconcileRequest(object=ref, reason="receiver", requested_at=requested_at)
-        await self.bus.publish(payload, msg_id=f"{ref.key}@receiver-{uuid.uuid4().hex}")
+        generation = (patched.get("metadata") or {}).get("generation")
+        payload = ReconcileRequest(
+            object=ref, reason="receiver", generation=generation, requested_at=requested_at
+        )
+        # The same id the owner's watcher derives from the new requestedAt, so the two requests are
+        # one message: the owner reconciles once, inside this webhook call's trace.
+        await self.bus.publish(payload, msg_id=request_msg_id(ref.key, generation, requested_at, False))

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from libs.common.kube import Kube
+from libs.common.runtime.tracing import read_spans
 from libs.devservers.git import head, log_messages, seed_repo, show_file
 from libs.devservers.ports import free_port
 from libs.devservers.registry import DockerRegistry, push_image
@@ -213,6 +214,25 @@ class Sink:
         return [body for path, _, body in self.received if path == name]
 
 
+def assert_one_trace(spans: list[dict[str, Any]]) -> None:
+    """The trace of the automation's push holds the Receiver's request and every later hop."""
+    pushes = [s for s in spans if s["name"] == "git.commit publish" and s["service"] == "sluice-image-update"]
+    assert pushes, "image-update published git.commit inside a span"
+    trace = [s for s in spans if s["trace_id"] == pushes[-1]["trace_id"]]
+    hops = {(s["service"].removeprefix("sluice-"), s["name"]) for s in trace}
+    expected = {
+        ("notify", "reconcile.request publish"),  # the Receiver asking for a scan
+        ("image-scan", "reconcile ImageRepository"),
+        ("image-scan", "image.tag publish"),
+        ("image-update", "image.tag process"),
+        ("source", "reconcile GitRepository"),
+        ("build", "build.ready publish"),
+        ("apply", "reconcile Kustomization"),
+    }
+    roots = [(s["service"], s["name"]) for s in trace if not s.get("parent_span_id")]
+    assert expected <= hops, f"missing from the trace: {sorted(expected - hops)}; its roots: {roots}"
+
+
 def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, str]]:
     return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 
@@ -228,7 +248,8 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
         async with emulated_cluster(tmp_path) as cluster:
             kube, kubeconfig = cluster.kube, cluster.kubeconfig
             receiver_port = free_port()
-            common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
+            spans_file = tmp_path / "spans.jsonl"
+            common = {"nats_url": nats_url, "kubeconfig": kubeconfig, "otel_exporter": f"file:{spans_file}"}
             async with contextlib.AsyncExitStack() as stack:
                 sink = await stack.enter_async_context(Sink())
                 for spec, extra in (
@@ -274,6 +295,17 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
 
                 path = await eventually(webhook_path, what="the Receiver's webhook path")
                 del receiver
+
+                # Let the automation settle on 1.0.0 first: image-update batches image.tag events
+                # for 200 ms, and a change joining the initial batch would share that batch's trace.
+                async def automation_settled() -> bool:
+                    obj = await kube.get(
+                        "image.toolkit.fluxcd.io/v1", "ImageUpdateAutomation", "flux-system", NS
+                    )
+                    observed = ((obj or {}).get("status") or {}).get("observedPolicies") or {}
+                    return (observed.get("podinfo") or {}).get("tag") == "1.0.0"
+
+                await eventually(automation_settled, what="the automation's first run")
 
                 # A caller without the token cannot trigger anything through the signed Receiver.
                 async def signed_path() -> str | None:
@@ -337,6 +369,10 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
                 )
                 assert slack[0]["channel"] == "gitops"
                 assert slack[0]["attachments"][0]["text"]
+
+            # One trace follows the change from the Receiver through every service to the cluster
+            # (the services have stopped, so every span is flushed to the file).
+            assert_one_trace(read_spans(spans_file))
 
 
 async def _dump_status(kube: Kube) -> None:

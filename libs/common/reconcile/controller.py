@@ -22,11 +22,12 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from libs.common import names
@@ -53,6 +54,7 @@ log = logging.getLogger("sluice.controller")
 T = TypeVar("T", bound=FluxObject)
 
 ObserveFn = Callable[[str, str, float], None]
+REQUESTED_FALLBACK_DELAY = 0.2
 GaugeFn = Callable[[str, str, float], None]
 
 
@@ -85,6 +87,14 @@ class _Timer:
     cancelled: bool = field(default=False, compare=False)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A request that arrived while its object was being reconciled here: one more run follows."""
+
+    request: ReconcileRequest
+    context: otel_context.Context
+
+
 @dataclass
 class _Watched:
     generation: int | None
@@ -114,9 +124,10 @@ class Controller(Generic[T]):
     _timers: list[_Timer] = field(default_factory=list)
     _timer_by_key: dict[str, _Timer] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _running: dict[str, bool] = field(default_factory=dict)
+    _running: dict[str, _Pending | None] = field(default_factory=dict)
     _retries: dict[str, int] = field(default_factory=dict)
     _readiness: dict[str, str] = field(default_factory=dict)
+    _delayed: set[asyncio.Task[None]] = field(default_factory=set)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -144,9 +155,9 @@ class Controller(Generic[T]):
         self._tasks.append(asyncio.create_task(self._schedule_loop(), name=f"schedule-{self.kind.KIND}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._delayed]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._delayed]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -219,7 +230,7 @@ class Controller(Generic[T]):
             reason = "requested"
         if deleting:
             reason = "deleted"
-        await self.request(
+        publish = self.request(
             ns,
             name,
             reason,
@@ -227,7 +238,30 @@ class Controller(Generic[T]):
             generation=gen,
             requested_at=requested,
         )
+        if reason == "requested":
+            # Clients that ask directly (a Receiver, the CLI) publish this very id themselves, inside
+            # their own trace; the watcher's copy is the fallback for annotate-only clients, so it
+            # goes out a moment later and loses the de-duplication race to them.
+            self._later(REQUESTED_FALLBACK_DELAY, publish)
+        else:
+            await publish
         self._arm_interval(key, now)
+
+    def _later(self, delay: float, publish: Coroutine[Any, Any, None]) -> None:
+        async def run() -> None:
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                publish.close()  # stopping before it was sent: never awaited, so close it
+                raise
+            try:
+                await publish
+            except Exception as exc:
+                log.warning("could not publish a reconcile request: %s", exc)
+
+        task = asyncio.create_task(run(), name=f"later-{self.kind.KIND}")
+        self._delayed.add(task)
+        task.add_done_callback(self._delayed.discard)
 
     async def _watch_loop(self) -> None:
         api_version, kind = self.kind.api_version(), self.kind.KIND
@@ -332,20 +366,24 @@ class Controller(Generic[T]):
             self.bus.replica_id,
         )
         if key in self._running:
-            # Already reconciling here: fold this request into one more run afterwards.
-            self._running[key] = True
+            # Already reconciling here: fold this request into one more run afterwards, which runs
+            # in this (the latest) request's trace.
+            self._running[key] = _Pending(request, otel_context.get_current())
             return
         deadline = time.monotonic() + self.lease_wait
         while True:
             try:
                 async with self.bus.lease(key):
-                    self._running[key] = False
+                    self._running[key] = None
                     try:
-                        again = True
-                        while again:
-                            await self.reconcile(ref.namespace, ref.name, request)
-                            again = self._running[key]
-                            self._running[key] = False
+                        await self.reconcile(ref.namespace, ref.name, request)
+                        while (pending := self._running[key]) is not None:
+                            self._running[key] = None
+                            token = otel_context.attach(pending.context)
+                            try:
+                                await self.reconcile(ref.namespace, ref.name, pending.request)
+                            finally:
+                                otel_context.detach(token)
                     finally:
                         self._running.pop(key, None)
                 return
