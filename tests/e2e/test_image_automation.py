@@ -32,7 +32,7 @@ from services.image_update.app import SPEC as IMAGE_UPDATE
 from services.notify.app import SPEC as NOTIFY
 from services.source.app import SPEC as SOURCE
 from tests.harness.git_fixtures import GitServer
-from tests.harness.services import running_service
+from tests.harness.services import RunningService, running_service
 from tests.support import emulated_cluster, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -233,6 +233,11 @@ def assert_one_trace(spans: list[dict[str, Any]]) -> None:
     assert expected <= hops, f"missing from the trace: {sorted(expected - hops)}; its roots: {roots}"
 
 
+def _metric(text: str, prefix: str) -> float:
+    """The sum of the samples whose line starts with `prefix` in a Prometheus text exposition."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
 def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, str]]:
     return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 
@@ -250,6 +255,7 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
             receiver_port = free_port()
             spans_file = tmp_path / "spans.jsonl"
             common = {"nats_url": nats_url, "kubeconfig": kubeconfig, "otel_exporter": f"file:{spans_file}"}
+            services: dict[str, RunningService] = {}
             async with contextlib.AsyncExitStack() as stack:
                 sink = await stack.enter_async_context(Sink())
                 for spec, extra in (
@@ -271,7 +277,9 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
                     (IMAGE_UPDATE, {"git_cache_dir": str(tmp_path / "iu"), "allow_file_urls": True}),
                     (NOTIFY, {"receiver_addr": f"127.0.0.1:{receiver_port}"}),
                 ):
-                    await stack.enter_async_context(running_service(spec, **common, **extra))
+                    services[spec.name] = await stack.enter_async_context(
+                        running_service(spec, **common, **extra)
+                    )
                 for obj in [
                     *objects(git_url, image),
                     *notification_objects(sink.url("webhook"), sink.url("slack")),
@@ -306,6 +314,19 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
                     return (observed.get("podinfo") or {}).get("tag") == "1.0.0"
 
                 await eventually(automation_settled, what="the automation's first run")
+
+                # ... and let image-update finish with the policy's first image.tag (1.0.0): its batch
+                # and the run it triggers. A run still pending from it would, level-triggered, also
+                # find 1.0.1 and commit it inside the older trace.
+                def image_update_idle() -> bool:
+                    text = services["image_update"].runtime.metrics.render().decode()
+                    consumed = _metric(text, 'sluice_events_consumed_total{event="image.tag",outcome="ok"}')
+                    runs = _metric(
+                        text, 'sluice_reconcile_duration_seconds_count{kind="ImageUpdateAutomation"'
+                    )
+                    return consumed >= 1 and runs >= 2
+
+                await eventually(image_update_idle, what="image-update done with the first image.tag")
 
                 # A caller without the token cannot trigger anything through the signed Receiver.
                 async def signed_path() -> str | None:
