@@ -14,14 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from percentiles import pct  # bench/percentiles.py (the scripts run from bench/)
+
 from libs.common.bus import Bus, Delivery
 from libs.common.events import ObjectRef, ReconcileRequest
 from libs.devservers.nats import NatsServer
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def request(n: int) -> ReconcileRequest:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from percentiles import pct  # bench/percentiles.py (the scripts run from bench/)
+
 from libs.common.api.crd import crd_documents
 from libs.common.app import in_process
 from libs.common.bus import Bus
@@ -40,11 +42,6 @@ NS = "flux-system"
 GIT = "source.toolkit.fluxcd.io/v1"
 KS = "kustomize.toolkit.fluxcd.io/v1"
 REPO = ObjectRef(api_version=GIT, kind="GitRepository", namespace=NS, name="fleet")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def configmap(value: int) -> str:

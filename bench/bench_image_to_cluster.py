@@ -2,7 +2,7 @@
 
 All six services run in-process (as their `__main__` does) against a real nats-server, a real
 docker-registry, a real git repository and the Kubernetes emulator, with every interval at 1h.
-Each round pushes a new tag, calls the Receiver once (as a registry webhook would) and waits
+The objects are the demo's (Flux's guide, `libs/cli/demo.py`). Each round pushes a new tag, calls the Receiver once (as a registry webhook would) and waits
 until the Deployment's image is the new tag: registry → image-scan → image.tag → image-update →
 git push + git.commit → source → build → apply.
 
@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import logging
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
+from percentiles import pct  # bench/percentiles.py (the scripts run from bench/)
 
+from libs.cli.demo import deployment, guide_objects
 from libs.common.api.crd import crd_documents
 from libs.common.app import in_process
 from libs.common.kube import Kube
@@ -44,92 +44,10 @@ from services.notify.app import SPEC as NOTIFY
 from services.source.app import SPEC as SOURCE
 
 NS = "flux-system"
-MARKER = '# {"$imagepolicy": "flux-system:app"}'
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def manifest(image: str) -> str:
-    return (
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: default\nspec:\n"
-        "  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n"
-        f"    spec:\n      containers:\n        - name: app\n          image: {image} {MARKER}\n"
-    )
-
-
-def objects(git_url: str, image: str) -> list[dict[str, Any]]:
-    meta = {"namespace": NS}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "token", **meta},
-            "data": {"token": base64.b64encode(b"bench-token").decode()},
-        },
-        {
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "GitRepository",
-            "metadata": {"name": "fleet", **meta},
-            "spec": {"url": git_url, "interval": "1h", "ref": {"branch": "main"}},
-        },
-        {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "metadata": {"name": "apps", **meta},
-            "spec": {
-                "interval": "1h",
-                "path": "./apps",
-                "prune": True,
-                "sourceRef": {"kind": "GitRepository", "name": "fleet"},
-            },
-        },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1",
-            "kind": "ImageRepository",
-            "metadata": {"name": "app", **meta},
-            "spec": {"image": image, "interval": "1h", "insecure": True},
-        },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1",
-            "kind": "ImagePolicy",
-            "metadata": {"name": "app", **meta},
-            "spec": {"imageRepositoryRef": {"name": "app"}, "policy": {"semver": {"range": ">=1.0.0"}}},
-        },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1",
-            "kind": "ImageUpdateAutomation",
-            "metadata": {"name": "fleet", **meta},
-            "spec": {
-                "interval": "1h",
-                "sourceRef": {"kind": "GitRepository", "name": "fleet"},
-                "git": {
-                    "checkout": {"ref": {"branch": "main"}},
-                    "commit": {"author": {"name": "bench", "email": "bench@example.com"}},
-                    "push": {"branch": "main"},
-                },
-                "update": {"path": "./apps", "strategy": "Setters"},
-            },
-        },
-        {
-            "apiVersion": "notification.toolkit.fluxcd.io/v1",
-            "kind": "Receiver",
-            "metadata": {"name": "registry", **meta},
-            "spec": {
-                "type": "generic",
-                "secretRef": {"name": "token"},
-                "resources": [
-                    {"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageRepository", "name": "app"}
-                ],
-            },
-        },
-    ]
 
 
 async def image_of(kube: Kube) -> str | None:
-    obj = await kube.get("apps/v1", "Deployment", "app", "default")
+    obj = await kube.get("apps/v1", "Deployment", "podinfo", "default")
     if not obj:
         return None
     return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
@@ -143,10 +61,10 @@ async def wait_image(kube: Kube, expected: str, timeout: float = 60) -> None:
 
 async def run(rounds: int, tmp: Path) -> list[float]:
     with NatsServer(tmp / "nats") as nats_server, DockerRegistry(tmp / "registry") as registry:
-        image = f"{registry.host}/app"
-        await asyncio.to_thread(push_image, registry.url, "app", "1.0.0")
+        image = f"{registry.host}/podinfo"
+        await asyncio.to_thread(push_image, registry.url, "podinfo", "1.0.0")
         git_url = init_bare(tmp / "fleet.git").as_uri()
-        seed_repo(git_url, {"apps/app.yaml": manifest(f"{image}:1.0.0")})
+        seed_repo(git_url, {"clusters/demo/podinfo.yaml": deployment(f"{image}:1.0.0")})
         async with KubeEmulator() as emu:
             kubeconfig = str(emu.write_kubeconfig(tmp / "kubeconfig"))
             kube = Kube.from_config(kubeconfig)
@@ -175,7 +93,7 @@ async def run(rounds: int, tmp: Path) -> list[float]:
                     (NOTIFY, {"receiver_addr": f"127.0.0.1:{port}"}),
                 ):
                     await stack.enter_async_context(in_process(spec, **common, **extra))
-                for obj in objects(git_url, image):
+                for obj in guide_objects(git_url, image):
                     await kube.create(obj)
                 await wait_image(kube, f"{image}:1.0.0")
                 path = None
@@ -190,7 +108,7 @@ async def run(rounds: int, tmp: Path) -> list[float]:
                 async with aiohttp.ClientSession() as http:
                     for n in range(1, rounds + 1):
                         tag = f"1.0.{n}"
-                        await asyncio.to_thread(push_image, registry.url, "app", tag)
+                        await asyncio.to_thread(push_image, registry.url, "podinfo", tag)
                         started = time.perf_counter()
                         async with http.post(f"http://127.0.0.1:{port}{path}", json={"tag": tag}) as resp:
                             assert resp.status == 200, await resp.text()

@@ -10,7 +10,6 @@ the new image and the automation's commit in Git — with every interval set to 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from libs.cli.demo import deployment, guide_objects
 from libs.common.kube import Kube
 from libs.common.runtime.tracing import read_spans
 from libs.devservers.git import head, log_messages, seed_repo, show_file
@@ -38,102 +38,6 @@ from tests.support import emulated_cluster, eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NS = "flux-system"
-
-
-def deployment(image: str) -> str:
-    return f"""apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: podinfo
-  template:
-    metadata:
-      labels:
-        app: podinfo
-    spec:
-      containers:
-        - name: podinfo
-          image: {image} # {{"$imagepolicy": "flux-system:podinfo"}}
-"""
-
-
-def objects(git_url: str, image: str) -> list[dict[str, Any]]:
-    meta = {"namespace": NS}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "webhook-token", **meta},
-            "data": {"token": base64.b64encode(b"s3cr3t-t0ken").decode()},
-        },
-        {
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "GitRepository",
-            "metadata": {"name": "flux-system", **meta},
-            "spec": {"url": git_url, "interval": "1h", "ref": {"branch": "main"}},
-        },
-        {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "metadata": {"name": "apps", **meta},
-            "spec": {
-                "interval": "1h",
-                "path": "./clusters/demo",
-                "prune": True,
-                "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-            },
-        },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
-            "kind": "ImageRepository",
-            "metadata": {"name": "podinfo", **meta},
-            "spec": {"image": image, "interval": "1h", "insecure": True},
-        },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
-            "kind": "ImagePolicy",
-            "metadata": {"name": "podinfo", **meta},
-            "spec": {"imageRepositoryRef": {"name": "podinfo"}, "policy": {"semver": {"range": ">=1.0.0"}}},
-        },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
-            "kind": "ImageUpdateAutomation",
-            "metadata": {"name": "flux-system", **meta},
-            "spec": {
-                "interval": "1h",
-                "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-                "git": {
-                    "checkout": {"ref": {"branch": "main"}},
-                    "commit": {
-                        "author": {"email": "fluxcdbot@users.noreply.github.com", "name": "fluxcdbot"},
-                        "messageTemplate": "{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}",
-                    },
-                    "push": {"branch": "main"},
-                },
-                "update": {"path": "./clusters/demo", "strategy": "Setters"},
-            },
-        },
-        {
-            "apiVersion": "notification.toolkit.fluxcd.io/v1",
-            "kind": "Receiver",
-            "metadata": {"name": "registry", **meta},
-            "spec": {
-                "type": "generic",
-                "secretRef": {"name": "webhook-token"},
-                "resources": [
-                    {
-                        "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
-                        "kind": "ImageRepository",
-                        "name": "podinfo",
-                    }
-                ],
-            },
-        },
-    ]
 
 
 def notification_objects(generic_url: str, slack_url: str) -> list[dict[str, Any]]:
@@ -281,7 +185,7 @@ async def test_a_new_tag_reaches_the_cluster(nats_url: str, git_server: GitServe
                         running_service(spec, **common, **extra)
                     )
                 for obj in [
-                    *objects(git_url, image),
+                    *guide_objects(git_url, image),
                     *notification_objects(sink.url("webhook"), sink.url("slack")),
                 ]:
                     await kube.create(obj)
@@ -404,7 +308,7 @@ async def _dump_status(kube: Kube) -> None:
         ("image.toolkit.fluxcd.io/v1", "ImagePolicy", "podinfo"),
         ("image.toolkit.fluxcd.io/v1", "ImageUpdateAutomation", "flux-system"),
         ("source.toolkit.fluxcd.io/v1", "GitRepository", "flux-system"),
-        ("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "apps"),
+        ("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "demo"),
     ):
         obj = await kube.get(api_version, kind, name, NS)
         status = (obj or {}).get("status") or {}
