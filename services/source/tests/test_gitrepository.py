@@ -38,26 +38,13 @@ from tests.git.http_git import http_git_server
 from tests.git.signing import signed_commit, ssh_signer
 from tests.harness.git_fixtures import GitServer
 from tests.harness.services import RunningService, running_service
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 GV = GitRepository.api_version()
 NS = "flux-system"
 KIND = "GitRepository"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                value = check()
-                if asyncio.iscoroutine(value):
-                    value = await value
-                if value:
-                    return value
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -17,6 +17,7 @@ from libs.common.bus import Bus, Delivery, LockBusy, Permanent, RetryLater
 from libs.common.events import ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
 from libs.devservers.nats import NatsServer
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +29,6 @@ def request(n: int, name: str = "app") -> ReconcileRequest:
         api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository", namespace="ns", name=name
     )
     return ReconcileRequest(object=ref, reason="changed", generation=n)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,22 +27,12 @@ from libs.common.bus import Bus
 from libs.common.kube import Kube
 from libs.common.reconcile import Context, Controller, Reconciler, Result
 from libs.kube_emulator import KubeEmulator
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 GV = GitRepository.api_version()
 NS = "flux-system"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 @dataclass
