@@ -188,17 +188,17 @@ class Subscription(Generic[P]):
         return await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
 
     async def _run(self) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
-        failures = 0
         try:
-            await self._pull(sub, failures)
+            await self._pull()
         finally:
             if self._sub is not None:
                 with contextlib.suppress(Exception):
                     await self._sub.unsubscribe()
                 self._sub = None
 
-    async def _pull(self, sub: JetStreamContext.PullSubscription | None, failures: int) -> None:
+    async def _pull(self) -> None:
+        sub: JetStreamContext.PullSubscription | None = None
+        failures = 0
         while not self._stopping:
             try:
                 if sub is None:
@@ -362,7 +362,6 @@ class Bus:
         self.lock_ttl = lock_ttl
         self._subs: list[Subscription[Any]] = []
         self._kv: KeyValue | None = None
-        self._stream_ready = False
 
     @classmethod
     async def connect(
@@ -432,7 +431,6 @@ class Bus:
             await self.js.add_stream(config)
         except nats.js.errors.BadRequestError:
             await self.js.update_stream(config)
-        self._stream_ready = True
 
     async def publish(self, payload: Payload, *, msg_id: str | None = None, timeout: float = 10.0) -> int:
         """Publish a payload in its CloudEvent envelope; returns the stream sequence.
