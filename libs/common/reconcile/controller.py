@@ -34,6 +34,7 @@ from libs.common import names
 from libs.common.api import meta
 from libs.common.api.duration import parse_duration
 from libs.common.api.meta import FluxObject
+from libs.common.api.validation import error_lines
 from libs.common.bus import Bus, Delivery, LockBusy, RetryLater
 from libs.common.events import EventRecord, ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
@@ -514,9 +515,7 @@ class Controller(Generic[T]):
         """A spec the models reject stalls with a message naming the fields (the CRD let it through)."""
         kind = self.kind
         md = raw.get("metadata") or {}
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
-        )
+        problems = "; ".join(error_lines(exc)[:10])
         message = f"invalid {kind.KIND} {md.get('namespace')}/{md.get('name')}: {problems}"
         logger.error(message)
         result = Result.stall("InvalidSpec", message)
