@@ -18,8 +18,6 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 from libs.common.api.crd import crd_documents
 from libs.common.kube import Kube
 from libs.devservers.nats import NatsServer
-from libs.devservers.ports import free_port
+from libs.devservers.ports import free_port, http_status
 from libs.devservers.procs import ManagedProcess, launch_on_free_port
 from libs.devservers.registry import DockerRegistry
 
@@ -36,12 +34,9 @@ SERVICES = ("source", "build", "apply", "image_scan", "image_update", "notify")
 SYSTEM_NAMESPACE = "flux-system"
 
 
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return bool(200 <= resp.status < 300)
-    except (urllib.error.URLError, OSError):
-        return False
+def _http_ok(url: str) -> bool:
+    """The URL answers 200 (loopback, never through a proxy from the environment)."""
+    return http_status(url) == 200
 
 
 def _write_atomic(path: Path, text: str) -> None:
