@@ -233,7 +233,7 @@ class Demo:
         say, stack = self.say, self.stack
         say("\n► seeding the image-update demo (Flux's guide, locally)")
         if not self.bare.exists():
-            init_bare(self.bare)
+            await asyncio.to_thread(init_bare, self.bare)
             await asyncio.to_thread(
                 seed_repo, self.git_url, {"clusters/demo/podinfo.yaml": deployment(f"{self.image}:0.0.1")}
             )
