@@ -46,12 +46,18 @@ async def bus2(nats_url: str) -> AsyncIterator[Bus]:
 
 
 async def raw_messages(url: str, subject: str, count: int) -> list[nats.aio.msg.Msg]:
-    """Read `count` messages from the stream on `subject` with an ephemeral consumer."""
+    """Read `count` messages from the stream on `subject` with an ephemeral consumer.
+
+    A pull fetch returns as soon as *some* messages are there, so keep pulling
+    until `count` have arrived (or the fetch times out and the test fails).
+    """
     nc = await nats.connect(url)
     try:
         sub = await nc.jetstream().pull_subscribe(subject, stream=names.STREAM_NAME)
-        msgs = await sub.fetch(count, timeout=5)
-        return list(msgs)
+        msgs: list[nats.aio.msg.Msg] = []
+        while len(msgs) < count:
+            msgs.extend(await sub.fetch(count - len(msgs), timeout=5))
+        return msgs
     finally:
         await nc.close()
 

@@ -170,14 +170,23 @@ async def test_failure_sets_conditions_retries_and_recovers(harness: Harness, na
     assert "FetchFailed" not in {c["type"] for c in obj["status"]["conditions"]}
 
     # The failure and the recovery were published as Flux-style event records.
-    nc = await nats.connect(nats_url)
-    try:
-        sub = await nc.jetstream().pull_subscribe(
-            "sluice.event.gitrepository.flux-system.broken", stream="SLUICE"
-        )
-        records = [json.loads(m.data)["data"] for m in await sub.fetch(50, timeout=2)]
-    finally:
-        await nc.close()
+    async def published_records() -> list[dict[str, Any]] | None:
+        nc = await nats.connect(nats_url)
+        try:
+            sub = await nc.jetstream().pull_subscribe(
+                "sluice.event.gitrepository.flux-system.broken", stream="SLUICE"
+            )
+            found: list[dict[str, Any]] = []
+            while True:  # a fetch returns early with what is there; drain until it times out
+                try:
+                    found += [json.loads(m.data)["data"] for m in await sub.fetch(50, timeout=0.3)]
+                except nats.errors.TimeoutError:
+                    break
+        finally:
+            await nc.close()
+        return found if found and found[-1]["severity"] == "info" else None
+
+    records = await eventually(published_records)
     severities = [(r["severity"], r["reason"]) for r in records]
     assert ("error", "GitOperationFailed") in severities
     assert severities[-1] == ("info", meta.SUCCEEDED)
