@@ -6,8 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from libs.cli import bootstrap as bootstrap_cmd
+from libs.cli import check as check_cmd
 from libs.cli import create as create_cmd
+from libs.cli import inspect as inspect_cmd
+from libs.cli import install as install_cmd
 from libs.cli import up as up_cmd
+
+#: Command modules that register their own subcommands: each has `add_parsers(sub)` and
+#: `COMMANDS`, a map from the top-level command name to `run(args) -> exit code`.
+PLUGGED = (install_cmd, check_cmd, bootstrap_cmd, inspect_cmd)
 
 VERSION = "0.1.0"
 
@@ -73,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--since", metavar="DURATION", help="first replay events newer than this (e.g. 1h)")
     p_ev.add_argument("--count", type=int, help="exit after printing this many events")
 
+    for module in PLUGGED:
+        module.add_parsers(sub)
+
     sub.add_parser("version", help="print the version")
     _accept_global_options_anywhere(parser)
     return parser
@@ -122,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             since=args.since,
             count=args.count,
         )
+    for module in PLUGGED:
+        if args.command in module.COMMANDS:
+            return int(module.COMMANDS[args.command](args))
     if args.command == "version":
         print(f"sluice {VERSION}")
         return 0
