@@ -211,6 +211,13 @@ def _dump(document: dict[str, Any]) -> str:
     )
 
 
+CRD_LABELS: tuple[tuple[str, str], ...] = (
+    ("app.kubernetes.io/part-of", "sluice"),
+    ("app.kubernetes.io/instance", "flux-system"),
+    ("app.kubernetes.io/component", "crds"),
+)
+
+
 def render_crd_files() -> dict[str, str]:
     """File name -> YAML text for every CRD plus a `kustomization.yaml` listing them."""
     files: dict[str, str] = {}
@@ -219,6 +226,9 @@ def render_crd_files() -> dict[str, str]:
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
+        # The labels every object Sluice installs carries (deploy/k8s layout contract), so
+        # `kubectl get crds -l app.kubernetes.io/part-of=sluice` finds them; not selectors.
+        "labels": [{"pairs": dict(CRD_LABELS), "includeSelectors": False}],
         "resources": sorted(files),
     }
     files["kustomization.yaml"] = HEADER + _dump(kustomization)
