@@ -1,0 +1,336 @@
+"""`sluice build|diff kustomization NAME --path DIR` against the Kubernetes emulator: the build
+is what libs.fluxbuild renders (with cluster variables and owner labels), the diff reports created,
+drifted and deleted objects with flux's exit codes, and no Secret value is ever printed."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from libs.cli.main import main
+from libs.common import names
+from libs.common.api import meta
+from libs.common.kube import Kube
+from libs.fluxbuild import BuildSpec, render
+from tests.cli.conftest import kube_run
+
+pytestmark = pytest.mark.integration
+
+KS_API = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
+SECRET_TEXT = "s3cr3t-plaintext-value"
+SUBSTITUTED_SECRET = "db-pa55word-from-cluster"
+LABELS = {meta.KUSTOMIZE_NAME_LABEL: "apps", meta.KUSTOMIZE_NAMESPACE_LABEL: "flux-system"}
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: ${REPLICAS}
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:${TAG:=1.25}
+"""
+CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  greeting: hello ${CLUSTER_NAME}
+  dsn: "postgres://app:${DB_PASSWORD}@db/app"
+"""
+SECRET = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: {SECRET_TEXT}
+"""
+
+
+def kustomization(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": KS_API[0],
+        "kind": KS_API[1],
+        "metadata": {"name": "apps", "namespace": "flux-system"},
+        "spec": {
+            "interval": "5m",
+            "path": "./apps",
+            "prune": True,
+            "targetNamespace": "default",
+            "sourceRef": {"kind": "GitRepository", "name": "repo"},
+            "postBuild": {
+                "substitute": {"CLUSTER_NAME": "dev"},
+                "substituteFrom": [
+                    {"kind": "ConfigMap", "name": "vars"},
+                    {"kind": "Secret", "name": "secret-vars"},
+                ],
+            },
+            **spec,
+        },
+    }
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Path:
+    """A plain directory of manifests (no kustomization.yaml), inside a Git checkout."""
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    directory = tmp_path / "repo" / "apps"
+    directory.mkdir()
+    (directory / "deployment.yaml").write_text(DEPLOYMENT)
+    (directory / "configmap.yaml").write_text(CONFIGMAP)
+    (directory / "secret.yaml").write_text(SECRET)
+    return directory
+
+
+def seed(kubeconfig: str, ks: dict[str, Any]) -> None:
+    async def work(kube: Kube) -> None:
+        await kube.apply(ks, field_manager="test")
+        vars_cm = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "vars", "namespace": "flux-system"},
+            "data": {"REPLICAS": "3"},
+        }
+        secret_vars = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "secret-vars", "namespace": "flux-system"},
+            "data": {"DB_PASSWORD": base64.b64encode(SUBSTITUTED_SECRET.encode()).decode()},
+        }
+        await kube.apply(vars_cm, field_manager="test")
+        await kube.apply(secret_vars, field_manager="test")
+
+    kube_run(kubeconfig, work)
+
+
+def expected_objects(directory: Path, ks: dict[str, Any]) -> list[dict[str, Any]]:
+    """What libs.fluxbuild renders for the directory (as the build service would), labelled."""
+    spec = BuildSpec.from_spec({**ks["spec"], "path": "."})
+    sources = [{"REPLICAS": "3"}, {"DB_PASSWORD": SUBSTITUTED_SECRET}]
+    objects = render(directory, spec, sources=sources).resources
+    for obj in objects:
+        obj["metadata"]["labels"] = {**obj["metadata"].get("labels", {}), **LABELS}
+    return objects
+
+
+def assert_no_secret(text: str) -> None:
+    for value in (SECRET_TEXT, SUBSTITUTED_SECRET):
+        assert value not in text
+        assert base64.b64encode(value.encode()).decode() not in text
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- build -----------------------------------------------------------------------------------
+
+
+def test_build_renders_what_the_build_service_renders_with_cluster_variables(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ks = kustomization()
+    seed(kubeconfig, ks)
+
+    code, out, err = run(
+        capsys, "--kubeconfig", kubeconfig, "build", "kustomization", "apps", "--path", str(apps)
+    )
+
+    assert (code, err) == (0, "")
+    printed = list(yaml.safe_load_all(out))
+    expected = expected_objects(apps, ks)
+    assert (
+        [o["kind"] for o in printed] == [o["kind"] for o in expected] == ["ConfigMap", "Secret", "Deployment"]
+    )
+    deployment = printed[2]
+    assert deployment == expected[2]
+    assert deployment["spec"]["replicas"] == 3  # from the cluster ConfigMap
+    assert deployment["metadata"]["namespace"] == "default"  # spec.targetNamespace
+    assert printed[0]["data"]["greeting"] == "hello dev"  # inline substitute
+    assert printed[0]["data"]["dsn"] == "postgres://app:***@db/app"  # a Secret variable, masked
+    assert printed[1]["stringData"] == {"password": "***"}
+    assert {k: v for k, v in printed[1].items() if k != "stringData"} == {
+        k: v for k, v in expected[1].items() if k != "stringData"
+    }
+    assert_no_secret(out)
+    assert not (apps / "kustomization.yaml").exists()  # generated in a copy, never in the user's tree
+
+
+def test_build_honours_ignore_paths_and_strict_substitution(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(kubeconfig, kustomization())
+    (apps / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra-${UNSET}\n")
+    k = ["--kubeconfig", kubeconfig, "build", "ks", "apps", "--path", str(apps)]
+
+    code, out, err = run(capsys, *k)
+    assert (code, out) == (1, "")
+    assert "UNSET" in err and err.startswith("✗ ")
+
+    code, out, _ = run(capsys, *k, "--ignore-paths", "extra.yaml")
+    assert code == 0
+    assert "name: extra-" not in out
+
+    code, out, _ = run(capsys, *k, "--no-strict-substitute")
+    assert code == 0
+    assert "name: extra-\n" in out
+
+
+def test_build_dry_run_needs_no_cluster(
+    apps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ks = kustomization()
+    ks["spec"]["postBuild"]["substitute"]["REPLICAS"] = "2"
+    file = tmp_path / "ks.yaml"
+    file.write_text(yaml.safe_dump_all([{"kind": "GitRepository", "metadata": {"name": "repo"}}, ks]))
+    nowhere = str(tmp_path / "no-kubeconfig")
+
+    code, out, err = run(
+        capsys, "--kubeconfig", nowhere, "build", "ks", "apps", "--path", str(apps),
+        "--kustomization-file", str(file), "--dry-run",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
+    printed = {o["kind"]: o for o in yaml.safe_load_all(out)}
+    assert printed["Deployment"]["spec"]["replicas"] == 2
+    # substituteFrom is skipped in dry-run: the cluster-only variable is left empty
+    assert printed["ConfigMap"]["data"]["dsn"] == "postgres://app:@db/app"
+
+    code, _, err = run(capsys, "build", "ks", "apps", "--path", str(apps), "--dry-run")
+    assert code == 1
+    assert "--kustomization-file" in err
+
+
+def test_build_errors_say_what_is_wrong_and_what_to_do(
+    kubeconfig: str, apps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--kubeconfig", kubeconfig, "build", "ks", "x", "--path", str(apps))
+    assert (code, out) == (1, "")
+    assert err.startswith("✗ Kustomization flux-system/x not found")
+    assert "--kustomization-file" in err
+
+    missing = tmp_path / "not-there"
+    code, out, err = run(capsys, "--kubeconfig", kubeconfig, "build", "ks", "x", "--path", str(missing))
+    assert (code, out) == (1, "")
+    assert str(missing) in err and "does not exist" in err
+
+    seed(kubeconfig, kustomization(postBuild={"substituteFrom": [{"kind": "ConfigMap", "name": "gone"}]}))
+    code, _, err = run(capsys, "--kubeconfig", kubeconfig, "build", "ks", "apps", "--path", str(apps))
+    assert code == 1
+    assert "substitute from 'ConfigMap/gone' error" in err
+
+
+# --- diff ------------------------------------------------------------------------------------
+
+
+def apply_build(kubeconfig: str, objects: list[dict[str, Any]]) -> None:
+    """Apply the build the way the apply service does (its field manager, forcing conflicts)."""
+
+    async def work(kube: Kube) -> None:
+        for obj in objects:
+            await kube.apply(copy.deepcopy(obj), field_manager=names.FIELD_MANAGER, force=True)
+
+    kube_run(kubeconfig, work)
+
+
+def test_diff_reports_created_then_nothing_then_drift_and_deletions(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ks = kustomization()
+    seed(kubeconfig, ks)
+    diff = ["--kubeconfig", kubeconfig, "diff", "kustomization", "apps", "--path", str(apps)]
+
+    code, out, err = run(capsys, *diff)
+    assert code == 1
+    assert out.splitlines() == [
+        "► ConfigMap/default/settings created",
+        "► Secret/default/creds created",
+        "► Deployment/default/web created",
+    ]
+    assert "✗ identified at least one change, exiting with non-zero exit code" in err
+
+    apply_build(kubeconfig, expected_objects(apps, ks))
+    code, out, err = run(capsys, *diff, "--no-progress-bar")
+    assert (code, out, err) == (0, "", "")
+
+    async def drift(kube: Kube) -> None:
+        await kube.patch("apps/v1", "Deployment", "web", {"spec": {"replicas": 5}}, namespace="default",
+                         field_manager="kubectl-edit")  # fmt: skip
+        other = base64.b64encode(b"changed-by-hand-value").decode()
+        await kube.patch("v1", "Secret", "creds", {"data": {"password": other}}, namespace="default",
+                         field_manager="kubectl-edit")  # fmt: skip
+        inventory = {
+            "entries": [
+                {"id": "default_web_apps_Deployment", "v": "v1"},
+                {"id": "default_old_apps_Deployment", "v": "v1"},
+            ]
+        }
+        await kube.patch_status(
+            *KS_API, "apps", "flux-system", {"inventory": inventory}, field_manager="test"
+        )
+
+    kube_run(kubeconfig, drift)
+    code, out, err = run(capsys, *diff, "--no-progress-bar")
+    assert code == 1
+    assert out.splitlines() == [
+        "► Secret/default/creds drifted",
+        "data.password",
+        "  - '*** (before)'",
+        "  + '*** (after)'",
+        "► Deployment/default/web drifted",
+        "spec.replicas",
+        "  - 5",
+        "  + 3",
+        "► Deployment/default/old deleted",
+    ]
+    assert_no_secret(out + err)
+    assert "changed-by-hand-value" not in out
+
+
+def test_diff_without_prune_reports_no_deletions_and_skips_disabled_objects(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ks = kustomization(prune=False)
+    seed(kubeconfig, ks)
+    apply_build(kubeconfig, expected_objects(apps, ks))
+    inventory = {"entries": [{"id": "default_old_apps_Deployment", "v": "v1"}]}
+    kube_run(
+        kubeconfig,
+        lambda kube: kube.patch_status(
+            *KS_API, "apps", "flux-system", {"inventory": inventory}, field_manager="t"
+        ),
+    )
+    text = (apps / "configmap.yaml").read_text()
+    annotated = text.replace("  name: settings\n", "  name: settings\n  annotations:\n    "
+                             f"{meta.KUSTOMIZE_RECONCILE_ANNOTATION}: disabled\n")  # fmt: skip
+    (apps / "configmap.yaml").write_text(annotated.replace("hello", "bye"))
+
+    code, out, err = run(capsys, "--kubeconfig", kubeconfig, "diff", "ks", "apps", "--path", str(apps))
+
+    assert (code, out) == (0, "")
+    assert "◎ running dry-run" in err
+
+
+def test_diff_of_a_missing_kustomization_fails_with_exit_2(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--kubeconfig", kubeconfig, "diff", "ks", "x", "--path", str(apps))
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1].startswith("✗ Kustomization flux-system/x not found")
