@@ -519,7 +519,7 @@ async def _diff(kube: Kube | None, request: Request, progress: Callable[[str], N
         try:
             action, lines = await diff_object(kube, obj, built.sensitive)
         except (KubeError, InspectError) as exc:
-            report.errors.append(_describe(obj, exc))
+            report.errors.append(mask_values(_describe(obj, exc), built.sensitive))
             continue
         seen.add(inventory_id(obj))
         if action in ("created", "drifted"):
@@ -537,6 +537,8 @@ async def _diff(kube: Kube | None, request: Request, progress: Callable[[str], N
 
 def _describe(obj: Mapping[str, Any], exc: Exception) -> str:
     """`Kind/ns/name dry-run failed: …`; a Secret's server message is left out (it may echo data)."""
+    if isinstance(exc, InspectError):
+        return str(exc)
     reason = getattr(exc, "reason", "") or ""
     if obj.get("kind") == "Secret":
         return f"{display(obj)} dry-run failed ({reason or type(exc).__name__})"

@@ -16,6 +16,7 @@ from libs.cli.main import main
 from libs.common import names
 from libs.common.api import meta
 from libs.common.kube import Kube
+from libs.devservers.ports import free_port
 from libs.fluxbuild import BuildSpec, render
 from tests.cli.conftest import kube_run
 
@@ -334,3 +335,87 @@ def test_diff_of_a_missing_kustomization_fails_with_exit_2(
     code, out, err = run(capsys, "--kubeconfig", kubeconfig, "diff", "ks", "x", "--path", str(apps))
     assert (code, out) == (2, "")
     assert err.splitlines()[-1].startswith("✗ Kustomization flux-system/x not found")
+
+
+def test_diff_with_a_kustomization_file_uses_its_spec_and_the_live_inventory(
+    kubeconfig: str, apps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ks = kustomization()
+    seed(kubeconfig, ks)
+    apply_build(kubeconfig, expected_objects(apps, ks))
+    inventory = {"entries": [{"id": "default_old_apps_Deployment", "v": "v1"}]}
+    kube_run(
+        kubeconfig,
+        lambda kube: kube.patch_status(
+            *KS_API, "apps", "flux-system", {"inventory": inventory}, field_manager="t"
+        ),
+    )
+    local = kustomization()
+    local["spec"]["postBuild"]["substitute"]["REPLICAS"] = "4"  # inline wins over substituteFrom
+    file = tmp_path / "apps.yaml"
+    file.write_text(yaml.safe_dump(local))
+
+    code, out, _ = run(
+        capsys, "--kubeconfig", kubeconfig, "diff", "ks", "apps", "--path", str(apps),
+        "--kustomization-file", str(file), "--no-progress-bar",
+    )  # fmt: skip
+
+    assert code == 1
+    assert out.splitlines() == [
+        "► Deployment/default/web drifted",
+        "spec.replicas",
+        "  - 3",
+        "  + 4",
+        "► Deployment/default/old deleted",
+    ]
+
+
+def test_diff_names_objects_the_cluster_cannot_take_and_exits_2(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(kubeconfig, kustomization())
+    (apps / "widget.yaml").write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n")
+
+    code, out, err = run(
+        capsys, "--kubeconfig", kubeconfig, "diff", "ks", "apps", "--path", str(apps), "--no-progress-bar"
+    )
+
+    assert code == 2
+    assert "► Deployment/default/web created" in out.splitlines()
+    assert (
+        "✗ Widget/default/w dry-run failed (NotFound): the server does not serve Widget in example.com/v1"
+        in err
+    )
+
+
+def test_unreachable_cluster_and_timeout_say_what_to_do(
+    apps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kubeconfig: str
+) -> None:
+    port = free_port()
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    code, out, err = run(capsys, "--kubeconfig", str(dead), "build", "ks", "apps", "--path", str(apps))
+    assert (code, out) == (1, "")
+    assert f"cannot reach the Kubernetes API at http://127.0.0.1:{port}" in err
+    assert "--kubeconfig" in err
+
+    seed(kubeconfig, kustomization())
+    k = ["--kubeconfig", kubeconfig, "diff", "ks", "apps", "--path", str(apps), "--no-progress-bar"]
+    code, out, err = run(capsys, *k, "--timeout", "0s")
+    assert (code, out) == (2, "")
+    assert err == "✗ timed out after 0s: raise --timeout or check the cluster\n"
+
+    code, _, err = run(capsys, *k, "--timeout", "soon")
+    assert code == 2
+    assert "invalid --timeout 'soon'" in err
