@@ -91,6 +91,8 @@ async def serve(runtime: ServiceRuntime[Any], spec: ServiceSpec) -> None:
     bus = await Bus.connect(
         settings.nats_url,
         service=name,
+        user=settings.nats_user or None,
+        password=settings.nats_password.get_secret_value() or None,
         replica_id=settings.replica_id,
         stream=settings.stream,
         metrics=runtime.metrics,

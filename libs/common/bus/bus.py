@@ -36,6 +36,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from libs.common import names
 from libs.common.events import CloudEvent, DeadLetter, Payload, PayloadError, decode_payload, envelope
 from libs.common.events import subjects as subj
+from libs.common.runtime.redact import redact_url
 
 log = logging.getLogger("sluice.bus")
 
@@ -375,26 +376,46 @@ class Bus:
         tracer: Tracer | None = None,
         connect_timeout: float = 30.0,
         lock_ttl: float = 30.0,
+        user: str | None = None,
+        password: str | None = None,
     ) -> Bus:
-        """Connect (retrying until `connect_timeout`), then make sure the stream exists."""
+        """Connect (retrying until `connect_timeout`), then make sure the stream exists.
+
+        `user`/`password` authenticate as one of the per-service NATS users that deploy/k8s/nats
+        configures, each limited to the subjects its service publishes and consumes."""
         deadline = time.monotonic() + connect_timeout
+        where = ",".join(redact_url(server) for server in url.split(","))
+        last_error: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            last_error[:] = [exc]
+            await _log_error(exc)
+
         while True:
             try:
-                nc = await nats.connect(
-                    url,
-                    name=f"sluice-{service}",
-                    connect_timeout=2,
-                    reconnect_time_wait=0.25,
-                    max_reconnect_attempts=-1,
-                    allow_reconnect=True,
-                    error_cb=_log_error,
-                    disconnected_cb=_log_disconnected,
-                    reconnected_cb=_log_reconnected,
+                # nats.py keeps retrying a server that refuses the credentials (it reconnects
+                # forever), so the deadline bounds the attempt itself, not just the retries.
+                nc = await asyncio.wait_for(
+                    nats.connect(
+                        url,
+                        name=f"sluice-{service}",
+                        user=user,
+                        password=password,
+                        connect_timeout=2,
+                        reconnect_time_wait=0.25,
+                        max_reconnect_attempts=-1,
+                        allow_reconnect=True,
+                        error_cb=on_error,
+                        disconnected_cb=_log_disconnected,
+                        reconnected_cb=_log_reconnected,
+                    ),
+                    timeout=max(deadline - time.monotonic(), 2.0),
                 )
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise ConnectionError(f"cannot reach NATS at {url}: {exc}") from None
+                    reason = last_error[0] if isinstance(exc, TimeoutError) and last_error else exc
+                    raise ConnectionError(f"cannot reach NATS at {where}: {reason}") from None
                 await asyncio.sleep(0.25)
         bus = cls(
             nc,

@@ -101,6 +101,10 @@ class Settings(BaseModel):
         "nats://127.0.0.1:4222",
         description="NATS server URL(s), comma-separated (nats://, tls://, ws://, wss://).",
     )
+    nats_user: str = Field("", description="NATS user name (empty = no user/password authentication).")
+    nats_password: SecretStr = Field(
+        SecretStr(""), description="NATS password of `SLUICE_NATS_USER`; never logged."
+    )
     stream: str = Field(
         "SLUICE", pattern=r"^[A-Za-z0-9_-]+$", description="JetStream stream that carries Sluice events."
     )

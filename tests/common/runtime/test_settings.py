@@ -251,3 +251,13 @@ def test_unknown_sluice_variables_are_listed() -> None:
     environ = {"SLUICE_CONCURENCY": "8", "SLUICE_CONCURRENCY": "8", "KUBECONFIG": "/k", "HOME": "/root"}
     assert Settings.unknown_env(environ) == ["SLUICE_CONCURENCY"]
     assert SourceSettings.unknown_env({"SLUICE_GIT_TIMEOUT": "1"}) == []
+
+
+def test_nats_credentials_are_read_and_the_password_never_shown() -> None:
+    settings = Settings.from_env({"SLUICE_NATS_USER": "source", "SLUICE_NATS_PASSWORD": "s3cr3t-pw"})
+    assert settings.nats_user == "source"
+    assert settings.nats_password.get_secret_value() == "s3cr3t-pw"
+    view = settings.redacted()
+    assert view["nats_user"] == "source"
+    assert view["nats_password"] == "***"
+    assert "s3cr3t-pw" not in repr(settings) + str(view)
