@@ -28,7 +28,10 @@ class NoNats(LookupError):
 
 
 def nats_url(explicit: str | None, state_dir: Path = Path(".run")) -> str:
-    """`--nats`, else `$SLUICE_NATS_URL`, else `nats` from `<state_dir>/endpoints.json`."""
+    """`--nats`, else `$SLUICE_NATS_URL`, else `nats` from `<state_dir>/endpoints.json`.
+
+    Credentials, when the server wants them, come from `$SLUICE_NATS_USER` and
+    `$SLUICE_NATS_PASSWORD` (deploy/k8s's NATS has a read-only `cli` user)."""
     if explicit:
         return explicit
     if env := os.environ.get("SLUICE_NATS_URL"):
@@ -70,7 +73,13 @@ async def follow(
     since: datetime | None,
     count: int | None,
 ) -> int:
-    bus = await Bus.connect(url, service="cli", connect_timeout=5.0)
+    bus = await Bus.connect(
+        url,
+        service="cli",
+        connect_timeout=5.0,
+        user=os.environ.get("SLUICE_NATS_USER") or None,
+        password=os.environ.get("SLUICE_NATS_PASSWORD") or None,
+    )
     seen = 0
     try:
         async with contextlib.aclosing(bus.follow(SUBJECT, EventRecord, since=since)) as stream:
