@@ -35,6 +35,7 @@ from libs.common import names
 from libs.common.api import meta
 from libs.common.api.duration import format_duration, parse_duration
 from libs.common.api.kustomize.kustomization import Kustomization
+from libs.common.api.source.gitrepository import GitRepository
 from libs.common.kube import Kube, KubeError
 from libs.common.runtime.redact import sanitize_message
 from libs.fluxbuild import (
@@ -293,9 +294,11 @@ async def build(kube: Kube | None, request: Request) -> Built:
         raise InspectError(f"Kustomization {request.namespace}/{request.name}: {exc}") from None
     sources: list[dict[str, str]] = []
     sensitive: set[str] = set()
+    source_ignore = None
     if kube is not None:
         sources, sensitive = await _variables(kube, spec_raw, request.namespace)
-    objects = await asyncio.to_thread(_render, request, spec, sources, sensitive)
+        source_ignore = await _source_ignore(kube, spec_raw, request.namespace)
+    objects = await asyncio.to_thread(_render, request, spec, sources, sensitive, source_ignore)
     for obj in objects:
         set_owner_labels(obj, request.name, request.namespace)
     return Built(ks, objects, sensitive)
@@ -375,16 +378,34 @@ async def _variables(
     return sources, sensitive
 
 
+async def _source_ignore(kube: Kube, spec_raw: Mapping[str, Any], namespace: str) -> str | None:
+    """`spec.ignore` of the GitRepository the Kustomization uses, when it is in the cluster: the
+    source service leaves those files out of the artifact the build service renders."""
+    ref = spec_raw.get("sourceRef") or {}
+    if ref.get("kind") != GitRepository.KIND or not ref.get("name"):
+        return None
+    source = await kube.get(
+        GitRepository.api_version(), GitRepository.KIND, str(ref["name"]), ref.get("namespace") or namespace
+    )
+    ignore = ((source or {}).get("spec") or {}).get("ignore")
+    return str(ignore) if ignore else None
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 
 def _render(
-    request: Request, spec: BuildSpec, sources: list[dict[str, str]], sensitive: set[str]
+    request: Request,
+    spec: BuildSpec,
+    sources: list[dict[str, str]],
+    sensitive: set[str],
+    source_ignore: str | None,
 ) -> list[dict[str, Any]]:
-    """Copy the tree the source service would have packed (its ignore rules and --ignore-paths
-    applied) and render `--path` inside it with libs.fluxbuild, as the build service does."""
+    """Copy the tree the source service would have packed (its default exclusions, the
+    `.sourceignore` files, the GitRepository's `spec.ignore`, then --ignore-paths) and render
+    `--path` inside it with libs.fluxbuild, as the build service renders the artifact."""
     root, rel = artifact_root(request.path)
-    matcher = source_matcher(root)
+    matcher = source_matcher(root, source_ignore)
     extra = parse_patterns("\n".join(request.ignore_paths))
     ignored = IgnoreMatcher(matcher.patterns + extra)
     with tempfile.TemporaryDirectory(prefix="sluice-build-") as tmp:
@@ -401,16 +422,13 @@ def _render(
 def artifact_root(path: Path) -> tuple[Path, str]:
     """The directory that plays the source artifact for `path`, and `path` inside it.
 
-    The enclosing Git checkout when there is one (a kustomization may refer to `../base`, as it
-    can in the artifact), else the working directory when it holds `path`, else `path` itself.
+    The enclosing Git checkout when there is one, as a GitRepository artifact is the checkout (a
+    kustomization may then refer to `../base`); else `path` itself, so nothing outside it is read.
     """
     target = path.resolve()
     for candidate in (target, *target.parents):
         if (candidate / ".git").exists():
             return candidate, target.relative_to(candidate).as_posix()
-    cwd = Path.cwd().resolve()
-    if target == cwd or cwd in target.parents:
-        return cwd, target.relative_to(cwd).as_posix()
     return target, "."
 
 

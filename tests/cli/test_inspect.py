@@ -193,6 +193,46 @@ def test_build_honours_ignore_paths_and_strict_substitution(
     assert code == 0
     assert "name: extra-\n" in out
 
+    repo = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "repo", "namespace": "flux-system"},
+        "spec": {"url": "https://example.com/repo", "interval": "1m", "ignore": "/apps/extra.yaml\n"},
+    }
+    kube_run(kubeconfig, lambda kube: kube.apply(repo, field_manager="test"))
+    code, out, _ = run(capsys, *k)  # the source leaves the file out of its artifact, so does build
+    assert code == 0
+    assert "name: extra-" not in out
+
+
+def test_build_reads_outside_the_path_within_the_checkout_and_applies_spec_settings(
+    kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = apps.parent / "base"
+    base.mkdir()
+    (base / "service.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
+    )
+    (base / "kustomization.yaml").write_text("resources:\n- service.yaml\n")
+    (apps / "kustomization.yaml").write_text("resources:\n- ../base\n- deployment.yaml\n")
+    (apps / "deployment.yaml").write_text(DEPLOYMENT.replace("${TAG:=1.25}", "1.25"))
+    ks = kustomization(
+        namePrefix="dev-",
+        images=[{"name": "nginx", "newTag": "1.27"}],
+        commonMetadata={"labels": {"team": "web"}},
+    )
+    seed(kubeconfig, ks)
+
+    code, out, err = run(capsys, "--kubeconfig", kubeconfig, "build", "ks", "apps", "--path", str(apps))
+
+    assert (code, err) == (0, "")
+    printed = {f"{o['kind']}/{o['metadata']['name']}": o for o in yaml.safe_load_all(out)}
+    assert sorted(printed) == ["Deployment/dev-web", "Service/dev-web"]
+    deployment = printed["Deployment/dev-web"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert deployment["metadata"]["labels"] == {"team": "web", **LABELS}
+    assert (apps / "kustomization.yaml").read_text() == "resources:\n- ../base\n- deployment.yaml\n"
+
 
 def test_build_dry_run_needs_no_cluster(
     apps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
