@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -544,7 +545,8 @@ async def wait_reconciled(
             _say(f"✔ {kind} reconciled successfully")
             return
         if obj is not None and not requested:
-            annotation = {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: str(time.time())}}}
+            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            annotation = {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: now}}}
             await kube.patch(
                 api_version,
                 kind,
@@ -568,6 +570,10 @@ async def wait_reconciled(
 
 async def bootstrap(kube: Kube, opts: Options) -> None:
     deadline = time.monotonic() + opts.timeout
+    if not await kube.ping():
+        raise BootstrapError(
+            f"cannot reach the Kubernetes API at {kube.host}; check --kubeconfig/--context (or $KUBECONFIG)"
+        )
     if opts.scheme == "file":
         _say(
             "⚠ file:// URLs are read by the source service only when it runs with SLUICE_ALLOW_FILE_URLS=true"
@@ -593,7 +599,7 @@ async def bootstrap(kube: Kube, opts: Options) -> None:
     with tempfile.TemporaryDirectory(prefix="sluice-bootstrap-") as tmp:
         async with git_env(opts.url, source.credentials) as auth:
             repo = Repository(Git(), Path(tmp) / "repo", opts.url, opts.branch, {**auth, **author})
-            head = await _sync_repository(kube, repo, opts, source)
+            head, components = await _sync_repository(kube, repo, opts, source)
     revision = f"{opts.branch}@sha1:{head}"
     await wait_reconciled(
         kube, GitRepository.KIND, GitRepository.api_version(), source_at(revision), deadline
@@ -602,13 +608,15 @@ async def bootstrap(kube: Kube, opts: Options) -> None:
         kube, Kustomization.KIND, Kustomization.api_version(), applied_at(revision), deadline
     )
     _say("► confirming components are healthy")
-    components = install.objects_of(install.render(opts.components, opts.manifests))
     await install.wait_ready(kube, components, max(deadline - time.monotonic(), 1.0), _say)
     _say("✔ all components are healthy")
 
 
-async def _sync_repository(kube: Kube, repo: Repository, opts: Options, source: Source) -> str:
-    """Flux's sequence inside the clone; returns the commit the cluster must reach."""
+async def _sync_repository(
+    kube: Kube, repo: Repository, opts: Options, source: Source
+) -> tuple[str, list[dict[str, Any]]]:
+    """Flux's sequence inside the clone; returns the commit the cluster must reach and the
+    installed objects."""
     _say(f'► cloning branch "{opts.branch}" from Git repository "{safe_url(opts.url)}"')
     try:
         await repo.clone()
@@ -625,7 +633,9 @@ async def _sync_repository(kube: Kube, repo: Repository, opts: Options, source: 
     )
 
     _say(f'► installing components in "{install.NAMESPACE}" namespace')
-    await install.apply_objects(kube, install.objects_of(components_yaml), _say)
+    components = install.objects_of(components_yaml)
+    # Flux's bootstrap prints the summary, not a line per object.
+    await install.apply_objects(kube, components, lambda line: None)
     _say("✔ installed components")
     _say("✔ reconciled components")
 
@@ -647,7 +657,7 @@ async def _sync_repository(kube: Kube, repo: Repository, opts: Options, source: 
     for obj in install.objects_of(sync_yaml):
         await kube.apply(obj, field_manager=FIELD_MANAGER)
     _say("✔ reconciled sync configuration")
-    return await repo.head()
+    return await repo.head(), components
 
 
 def _clone_advice(exc: GitError, opts: Options) -> str:

@@ -1,0 +1,312 @@
+"""`sluice bootstrap git` as a user runs it: over ssh to a real sshd into an empty bare repository,
+against an empty emulated cluster (no CRDs: the bootstrap installs them), through the CLI only.
+
+The emulator has no kubelet, so a stand-in plays one: when the cluster gets a Deployment
+`sluice-<component>`, it starts that service in process (as its `__main__` would run in the pod),
+pointed at the test's nats-server and the emulator. Everything else — the install, the commits,
+the cluster reconciling itself from Git, a user's commit reaching the cluster, a second bootstrap
+changing nothing — is observed from outside: the CLI's output, the bare repository, the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from libs.common.app import ServiceSpec
+from libs.common.kube import Kube
+from libs.devservers.git import commit_files, head, log_messages, show_file
+from libs.devservers.ports import free_port
+from libs.kube_emulator import KubeEmulator
+from services.apply.app import SPEC as APPLY
+from services.build.app import SPEC as BUILD
+from services.notify.app import SPEC as NOTIFY
+from services.source.app import SPEC as SOURCE
+from tests.harness.git_fixtures import GitServer
+from tests.harness.services import running_service
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NS = "flux-system"
+GIT = "source.toolkit.fluxcd.io/v1"
+KS = "kustomize.toolkit.fluxcd.io/v1"
+DEFAULT_COMPONENTS = ("source", "build", "apply", "notify")
+
+PODINFO = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: podinfo
+  namespace: default
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: podinfo}
+  template:
+    metadata:
+      labels: {app: podinfo}
+    spec:
+      containers:
+        - name: podinfo
+          image: ghcr.io/stefanprodan/podinfo:6.7.0
+"""
+
+
+@dataclass
+class Kubelet:
+    """Starts `sluice-<component>` when its Deployment appears in flux-system, once, and stops
+    every service it started when the test ends (in the task that started them)."""
+
+    kube: Kube
+    services: dict[str, tuple[ServiceSpec, dict[str, Any]]]
+    started: list[str] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            while not self._stop.is_set():
+                await self._start_new(stack)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 0.1)
+
+    async def _start_new(self, stack: contextlib.AsyncExitStack) -> None:
+        deployments, _ = await self.kube.list_objects("apps/v1", "Deployment", NS)
+        for name in sorted(d["metadata"]["name"] for d in deployments):
+            if name in self.services and name not in self.started:
+                self.started.append(name)
+                spec, settings = self.services[name]
+                await stack.enter_async_context(running_service(spec, **settings))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class Env:
+    kube: Kube
+    kubeconfig: str
+    bare: Path
+    url: str
+    key: Path
+    kubelet: Kubelet
+    user_git_env: dict[str, str]
+
+    async def sluice(self, *argv: str, timeout: float = 120.0) -> tuple[int, str]:
+        """The CLI in its own process, as a user runs it."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "libs.cli.main", "--kubeconfig", self.kubeconfig, *argv,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(timeout):
+                out, _ = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return int(proc.returncode or 0), out.decode()
+
+    async def bootstrap(self) -> tuple[int, str]:
+        return await self.sluice(
+            "bootstrap", "git", "--url", self.url, "--branch", "main", "--path", "clusters/dev",
+            "--private-key-file", str(self.key), "--silent", "--timeout", "2m",
+        )  # fmt: skip
+
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = NS) -> dict[str, Any]:
+        obj = await self.kube.get(api_version, kind, name, namespace)
+        assert obj is not None, f"{kind} {namespace}/{name} not found"
+        return obj
+
+
+@pytest.fixture
+async def env(nats_url: str, git_server: GitServer, tmp_path: Path) -> AsyncIterator[Env]:
+    bare, _ = git_server.new_repo("bootstrap-fleet")
+    async with KubeEmulator() as emu:
+        kubeconfig = str(emu.write_kubeconfig(tmp_path / "kubeconfig"))
+        kube = Kube.from_config(kubeconfig)
+        common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
+        services: dict[str, tuple[ServiceSpec, dict[str, Any]]] = {
+            "sluice-source": (
+                SOURCE,
+                {
+                    **common,
+                    "artifact_store": f"file://{tmp_path / 'source'}",
+                    "artifact_addr": "127.0.0.1:0",
+                    "git_cache_dir": str(tmp_path / "git-cache"),
+                },
+            ),
+            "sluice-build": (
+                BUILD,
+                {**common, "artifact_store": f"file://{tmp_path / 'build'}", "artifact_addr": "127.0.0.1:0"},
+            ),
+            "sluice-apply": (APPLY, common),
+            "sluice-notify": (NOTIFY, {**common, "receiver_addr": f"127.0.0.1:{free_port()}"}),
+        }
+        kubelet = Kubelet(kube, services)
+        task = asyncio.create_task(kubelet.run(), name="kubelet")
+        try:
+            yield Env(
+                kube,
+                kubeconfig,
+                bare,
+                git_server.ssh_url(bare),
+                git_server.ssh.client_key_path,
+                kubelet,
+                git_server.ssh.git_env(),
+            )
+        finally:
+            kubelet.stop()
+            await task
+            await kube.close()
+
+
+def lines(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines()]
+
+
+def ready(obj: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> None:
+    started = time.monotonic()
+    rc, out = await env.bootstrap()
+    took = time.monotonic() - started
+    assert rc == 0, out
+    sha = await asyncio.to_thread(head, env.bare, "main")
+    printed = lines(out)
+    expected_in_order = [
+        f'► cloning branch "main" from Git repository "{env.url}"',
+        "✔ cloned repository",
+        "► generating component manifests",
+        "✔ generated component manifests",
+        '✔ committed component manifests to "main"',
+        f'► pushing component manifests to "{env.url}"',
+        '► installing components in "flux-system" namespace',
+        "✔ installed components",
+        "✔ reconciled components",
+        '► determining if source secret "flux-system/flux-system" exists',
+        '► applying source secret "flux-system/flux-system"',
+        "✔ reconciled source secret",
+        "► generating sync manifests",
+        "✔ generated sync manifests",
+        f'✔ committed sync manifests to "main" ("{sha}")',
+        f'► pushing sync manifests to "{env.url}"',
+        "► applying sync manifests",
+        "✔ reconciled sync configuration",
+        '◎ waiting for GitRepository "flux-system/flux-system" to be reconciled',
+        "✔ GitRepository reconciled successfully",
+        '◎ waiting for Kustomization "flux-system/flux-system" to be reconciled',
+        "✔ Kustomization reconciled successfully",
+        "► confirming components are healthy",
+        "✔ all components are healthy",
+    ]
+    position = 0
+    for want in expected_in_order:
+        found = next((i for i in range(position, len(printed)) if printed[i].startswith(want)), None)
+        assert found is not None, f"{want!r} missing (or out of order) in:\n{out}"
+        position = found + 1
+    private_key = env.key.read_text()
+    assert private_key.strip().splitlines()[1] not in out, "the private key is never printed"
+
+    # The repository: Flux's layout, two commits with Flux's messages, no key material.
+    assert await asyncio.to_thread(log_messages, env.bare, "main") == [
+        "Add Sluice sync manifests",
+        "Add Sluice v0.1.0 component manifests",
+    ]
+    base = "clusters/dev/flux-system"
+    kustomization = await asyncio.to_thread(show_file, env.bare, f"{base}/kustomization.yaml")
+    assert yaml.safe_load(kustomization)["resources"] == ["gotk-components.yaml", "gotk-sync.yaml"]
+    components = await asyncio.to_thread(show_file, env.bare, f"{base}/gotk-components.yaml")
+    sync = list(yaml.safe_load_all(await asyncio.to_thread(show_file, env.bare, f"{base}/gotk-sync.yaml")))
+    assert [d["kind"] for d in sync] == ["GitRepository", "Kustomization"]
+    assert sync[0]["spec"] == {
+        "interval": "1m0s",
+        "ref": {"branch": "main"},
+        "secretRef": {"name": "flux-system"},
+        "url": env.url,
+    }
+    assert sync[1]["spec"]["path"] == "./clusters/dev"
+    assert "PRIVATE KEY" not in components
+
+    # The cluster follows the repository, and Sluice's own Deployments are in the flux-system
+    # Kustomization's inventory: applied by the cluster from Git, so an upgrade is a commit.
+    revision = f"main@sha1:{sha}"
+    repo = await env.get(GIT, "GitRepository", "flux-system")
+    assert ready(repo)["status"] == "True" and repo["status"]["artifact"]["revision"] == revision
+    ks = await env.get(KS, "Kustomization", "flux-system")
+    assert ready(ks)["status"] == "True" and ks["status"]["lastAppliedRevision"] == revision
+    inventory = {e["id"] for e in ks["status"]["inventory"]["entries"]}
+    for component in DEFAULT_COMPONENTS:
+        assert f"flux-system_sluice-{component}_apps_Deployment" in inventory
+    assert "flux-system_flux-system_source.toolkit.fluxcd.io_GitRepository" in inventory
+    assert sorted(env.kubelet.started) == sorted(f"sluice-{c}" for c in DEFAULT_COMPONENTS)
+
+    # The source Secret: the deploy key, its public half and the scanned host key.
+    secret = decoded(await env.get("v1", "Secret", "flux-system"))
+    assert secret["identity"] == private_key
+    assert secret["known_hosts"].strip().splitlines()
+    # The NATS passwords the installer generated survive the cluster applying the placeholders.
+    placeholders = next(
+        d
+        for d in yaml.safe_load_all(components)
+        if d and d["kind"] == "Secret" and d["metadata"]["name"] == "sluice-nats-users"
+    )
+    nats_users = decoded(await env.get("v1", "Secret", "sluice-nats-users"))
+    assert set(nats_users) >= set(DEFAULT_COMPONENTS)
+    placeholder_values = {**decoded(placeholders), **(placeholders.get("stringData") or {})}
+    assert all(nats_users[k] != placeholder_values.get(k) for k in nats_users)
+
+    # A user pushes an app with plain git; `sluice reconcile --with-source` brings it in.
+    app_sha = await asyncio.to_thread(
+        commit_files,
+        env.url,
+        {"clusters/dev/apps/podinfo.yaml": PODINFO},
+        "Add podinfo",
+        env=env.user_git_env,
+    )
+    rc, out = await env.sluice(
+        "reconcile", "kustomization", "flux-system", "--with-source", "--timeout", "1m"
+    )
+    assert rc == 0, out
+    assert f"✔ applied revision main@sha1:{app_sha}" in out
+    podinfo = await env.get("apps/v1", "Deployment", "podinfo", "default")
+    assert (
+        podinfo["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/stefanprodan/podinfo:6.7.0"
+    )
+
+    # Bootstrapping again changes nothing: no commit, the same Secret, the same specs.
+    before = {
+        "secret": await env.get("v1", "Secret", "flux-system"),
+        "repo": await env.get(GIT, "GitRepository", "flux-system"),
+        "ks": await env.get(KS, "Kustomization", "flux-system"),
+        "nats": await env.get("v1", "Secret", "sluice-nats-users"),
+    }
+    rc, again = await env.bootstrap()
+    assert rc == 0, again
+    assert "✔ component manifests are up to date" in again
+    assert "✔ sync manifests are up to date" in again
+    assert "✔ source secret up to date" in again
+    assert "✔ all components are healthy" in again
+    assert "committed" not in again and "pushing" not in again
+    assert await asyncio.to_thread(head, env.bare, "main") == app_sha
+    after_secret = await env.get("v1", "Secret", "flux-system")
+    assert after_secret["metadata"]["resourceVersion"] == before["secret"]["metadata"]["resourceVersion"]
+    for key, kind, api in (("repo", "GitRepository", GIT), ("ks", "Kustomization", KS)):
+        now = await env.get(api, kind, "flux-system")
+        assert now["metadata"]["generation"] == before[key]["metadata"]["generation"], kind
+    assert decoded(await env.get("v1", "Secret", "sluice-nats-users")) == decoded(before["nats"])
+    print(f"bootstrap took {took:.1f}s")
