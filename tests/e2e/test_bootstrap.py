@@ -278,11 +278,11 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
         "Add podinfo",
         env=env.user_git_env,
     )
-    rc, out = await env.sluice(
+    rc, reconciled = await env.sluice(
         "reconcile", "kustomization", "flux-system", "--with-source", "--timeout", "1m"
     )
-    assert rc == 0, out
-    assert f"✔ applied revision main@sha1:{app_sha}" in out
+    assert rc == 0, reconciled
+    assert f"✔ applied revision main@sha1:{app_sha}" in reconciled
     podinfo = await env.get("apps/v1", "Deployment", "podinfo", "default")
     assert (
         podinfo["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/stefanprodan/podinfo:6.7.0"
