@@ -62,6 +62,8 @@ _SHORTEST_MASKED_SUBSTRING = 4
 one-character secret does not turn every `1` in the output into `***`."""
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp")
 _SECRET_FIELDS = ("data", "stringData")
+DIFF_CONCURRENCY = 8
+"""Objects dry-run at once (the apply service's default concurrency)."""
 _DIFF_ERROR = 2
 """`flux diff` exit status when the diff itself failed (1 means differences were found)."""
 
@@ -531,14 +533,24 @@ async def _diff(kube: Kube | None, request: Request, progress: Callable[[str], N
     progress(f"building Kustomization {request.namespace}/{request.name} from {request.path}")
     built = await build(kube, request)
     progress("running dry-run")
+    limit = asyncio.Semaphore(DIFF_CONCURRENCY)
+
+    async def one(obj: dict[str, Any]) -> tuple[str, list[str]] | str:
+        async with limit:
+            try:
+                return await diff_object(kube, obj, built.sensitive)
+            except (KubeError, InspectError) as exc:
+                return str(mask_values(_describe(obj, exc), built.sensitive))
+
+    # Concurrent requests, printed in build order: the output does not depend on timing.
+    outcomes = await asyncio.gather(*(one(obj) for obj in built.objects))
     report = Report()
     seen: set[str] = set()
-    for obj in built.objects:
-        try:
-            action, lines = await diff_object(kube, obj, built.sensitive)
-        except (KubeError, InspectError) as exc:
-            report.errors.append(mask_values(_describe(obj, exc), built.sensitive))
+    for obj, outcome in zip(built.objects, outcomes, strict=True):
+        if isinstance(outcome, str):
+            report.errors.append(outcome)
             continue
+        action, lines = outcome
         seen.add(inventory_id(obj))
         if action in ("created", "drifted"):
             report.changed = True
