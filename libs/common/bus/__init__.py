@@ -26,10 +26,12 @@ from libs.common.bus.bus import (
     Stored,
     Subscription,
 )
+from libs.common.bus.inspect import ConsumerReport, StreamReport, stream_report
 
 __all__ = [
     "Bus",
     "BusMetrics",
+    "ConsumerReport",
     "Delivery",
     "Handler",
     "Lease",
@@ -38,5 +40,7 @@ __all__ = [
     "PublishError",
     "RetryLater",
     "Stored",
+    "StreamReport",
     "Subscription",
+    "stream_report",
 ]
