@@ -720,6 +720,8 @@ def format_changes(changes: Iterable[Change]) -> list[str]:
 
 
 def _show(value: Any) -> list[str]:
+    if value in (MASK, MASK_BEFORE, MASK_AFTER):
+        return [str(value)]
     if isinstance(value, dict | list) and value:
         text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True)
         return text.rstrip("\n").splitlines()

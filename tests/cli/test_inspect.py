@@ -314,6 +314,10 @@ def test_diff_reports_created_then_nothing_then_drift_and_deletions(
     async def drift(kube: Kube) -> None:
         await kube.patch("apps/v1", "Deployment", "web", {"spec": {"replicas": 5}}, namespace="default",
                          field_manager="kubectl-edit")  # fmt: skip
+        tampered = {"data": {"dsn": "postgres://app:tampered@db/app"}}
+        await kube.patch(
+            "v1", "ConfigMap", "settings", tampered, namespace="default", field_manager="kubectl-edit"
+        )
         other = base64.b64encode(b"changed-by-hand-value").decode()
         await kube.patch("v1", "Secret", "creds", {"data": {"password": other}}, namespace="default",
                          field_manager="kubectl-edit")  # fmt: skip
@@ -331,10 +335,14 @@ def test_diff_reports_created_then_nothing_then_drift_and_deletions(
     code, out, err = run(capsys, *diff, "--no-progress-bar")
     assert code == 1
     assert out.splitlines() == [
+        "► ConfigMap/default/settings drifted",
+        "data.dsn",
+        "  - postgres://app:tampered@db/app",
+        "  + postgres://app:***@db/app",  # the value from the substituteFrom Secret stays hidden
         "► Secret/default/creds drifted",
         "data.password",
-        "  - '*** (before)'",
-        "  + '*** (after)'",
+        "  - *** (before)",
+        "  + *** (after)",
         "► Deployment/default/web drifted",
         "spec.replicas",
         "  - 5",
