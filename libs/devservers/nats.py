@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from libs.devservers.ports import http_status, stable_port
@@ -34,13 +35,21 @@ class NatsServer(Server):
         *,
         executable: str = "nats-server",
         startup_timeout: float = 10.0,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``config_file`` runs the server with that configuration (``-c``), for example
+        deploy/k8s/nats/nats.conf with its per-service users; the command-line options here (address,
+        port, store directory) still win over the file's. ``env`` is the server's whole environment
+        (the file's ``$VARIABLES`` are read from it); default: this process's."""
         super().__init__()
         self.store_dir = Path(store_dir).resolve()
         self.host = host
         self._requested_port = port
         self._executable = executable
         self._startup_timeout = startup_timeout
+        self._config_file = Path(config_file).resolve() if config_file is not None else None
+        self._env = dict(env) if env is not None else None
         self._port: int | None = None
         self._monitor_url: str | None = None
         self._url: str | None = None
@@ -66,8 +75,10 @@ class NatsServer(Server):
         return self._monitor_url
 
     def _argv(self, port: int) -> list[str]:
+        config = ["-c", str(self._config_file)] if self._config_file is not None else []
         return [
             shutil.which(self._executable) or self._executable,
+            *config,
             "-js",
             "-a",
             self.host,
@@ -116,6 +127,7 @@ class NatsServer(Server):
             log_path=self.store_dir / "nats-server.log",
             ready=ready,
             timeout=self._startup_timeout,
+            env=self._env,
         )
         endpoints = self._read_ports_file(process.pid)
         assert endpoints is not None  # ready() saw it
