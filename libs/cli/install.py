@@ -233,6 +233,21 @@ def _with_passwords(secret: dict[str, Any]) -> dict[str, Any]:
     return fresh
 
 
+def _apply_hint(obj: dict[str, Any], exc: KubeError) -> str:
+    """What to do about the errors an upgrade typically meets."""
+    text = str(exc)
+    meta = obj["metadata"]
+    if "immutable" in text or "Forbidden: updates to" in text:
+        where = f"-n {meta['namespace']} " if meta.get("namespace") else ""
+        return (
+            f"; a field that cannot change did: delete it (`kubectl {where}delete "
+            f"{obj['kind'].lower()} {meta['name']}`) and run `sluice install` again"
+        )
+    if "being terminated" in text:
+        return f"; namespace {NAMESPACE} is still being deleted: wait until it is gone, then install again"
+    return ""
+
+
 async def _get(kube: Kube, obj: dict[str, Any]) -> dict[str, Any] | None:
     meta = obj["metadata"]
     return await kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
@@ -251,7 +266,7 @@ async def _apply_one(kube: Kube, obj: dict[str, Any]) -> str:
             return f"{ref} created"
         after = await kube.apply(obj, field_manager=FIELD_MANAGER)
     except KubeError as exc:
-        raise InstallError(f"applying {ref} failed: {_error_text(obj, exc)}") from None
+        raise InstallError(f"applying {ref} failed: {_error_text(obj, exc)}{_apply_hint(obj, exc)}") from None
     if before is None:
         return f"{ref} created"
     unchanged = before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion")

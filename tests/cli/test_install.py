@@ -297,3 +297,30 @@ def test_unreachable_cluster_says_what_to_check(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err
     assert "✗ cannot reach the Kubernetes API at http" in err
     assert "--kubeconfig" in err
+
+
+def test_an_immutable_change_says_how_to_get_past_it(
+    empty_cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert install(empty_cluster) == 0
+    changed = tmp_path / "k8s"
+    shutil.copytree(manifests_dir(), changed)
+    statefulset = changed / "nats" / "statefulset.yaml"
+    doc = yaml.safe_load(statefulset.read_text())
+    doc["spec"]["serviceName"] = "sluice-nats-renamed"
+    statefulset.write_text(yaml.safe_dump(doc))
+    capsys.readouterr()
+
+    assert install(empty_cluster, "--manifests", str(changed)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"✗ applying StatefulSet/{NAMESPACE}/sluice-nats failed: ")
+    assert (
+        f"delete it (`kubectl -n {NAMESPACE} delete statefulset sluice-nats`) and run `sluice install` again"
+        in err
+    )
+
+    async def follow_the_advice(kube: Kube) -> None:
+        await kube.delete("apps/v1", "StatefulSet", "sluice-nats", NAMESPACE)
+
+    kube_run(empty_cluster, follow_the_advice)
+    assert install(empty_cluster, "--manifests", str(changed)) == 0

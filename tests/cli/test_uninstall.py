@@ -272,3 +272,29 @@ def test_asks_on_a_terminal(installed: str) -> None:
     assert confirmed.returncode == 0, confirmed.stderr
     assert confirmed.stdout.rstrip().endswith("✔ uninstall finished")
     assert sluice_objects(installed) == []
+
+
+def test_a_deletion_held_elsewhere_times_out_naming_it(
+    installed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "sluice-held",
+            "namespace": NAMESPACE,
+            "labels": dict([PART_OF_LABEL]),
+            "finalizers": ["example.com/hold"],
+        },
+    }
+
+    async def hold(kube: Kube) -> None:
+        await kube.apply(held, field_manager="t")
+
+    kube_run(installed, hold)
+    assert uninstall(installed, "--silent", "--timeout", "1s") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"✗ timed out after 1s waiting for the deletion of ConfigMap/{NAMESPACE}/sluice-held"
+    )
+    assert "`sluice uninstall` is safe to run again" in err
