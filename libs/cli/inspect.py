@@ -62,6 +62,7 @@ _SHORTEST_MASKED_SUBSTRING = 4
 one-character secret does not turn every `1` in the output into `***`."""
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp")
 _SECRET_FIELDS = ("data", "stringData")
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 DIFF_CONCURRENCY = 8
 """Objects dry-run at once (the apply service's default concurrency)."""
 _DIFF_ERROR = 2
@@ -465,13 +466,21 @@ def set_owner_labels(obj: dict[str, Any], name: str, namespace: str) -> None:
 
 def mask_object(obj: Mapping[str, Any], sensitive: Collection[str]) -> dict[str, Any]:
     """A copy safe to print: Secret values as `***`, substituted Secret values masked anywhere."""
-    out = mask_values(copy.deepcopy(dict(obj)), sensitive)
+    out: dict[str, Any] = mask_values(copy.deepcopy(dict(obj)), sensitive)
     if out.get("kind") == "Secret":
+        _mask_last_applied(out)
         for name in _SECRET_FIELDS:
             data = out.get(name)
             if isinstance(data, dict):
                 out[name] = dict.fromkeys(data, MASK)
-    return out  # type: ignore[no-any-return]
+    return out
+
+
+def _mask_last_applied(secret: dict[str, Any]) -> None:
+    """`kubectl apply` keeps a copy of the whole Secret, data included, in an annotation."""
+    annotations = (secret.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict) and _LAST_APPLIED in annotations:
+        annotations[_LAST_APPLIED] = MASK
 
 
 def mask_values(node: Any, sensitive: Collection[str]) -> Any:
@@ -497,6 +506,8 @@ def mask_values(node: Any, sensitive: Collection[str]) -> Any:
 
 def mask_secret_pair(live: dict[str, Any], merged: dict[str, Any]) -> None:
     """Mask two versions of a Secret in place so a changed key shows, but never a value."""
+    _mask_last_applied(live)
+    _mask_last_applied(merged)
     for name in _SECRET_FIELDS:
         before = live.get(name)
         after = merged.get(name)
