@@ -26,6 +26,7 @@ from libs.cli.main import main
 from libs.common.kube import Kube
 from libs.kstatus import compute
 from libs.kube_emulator import KubeEmulator
+from libs.kustomize import build
 from tests.cli.conftest import kube_run
 from tests.support import eventually
 
@@ -146,6 +147,20 @@ def test_export_is_deterministic_and_holds_exactly_the_chosen_components(
     assert main([*argv, "--components", "source-controller", "--components-extra", "image-scan"]) == 0
     chosen = objects_of(capsys.readouterr().out)
     assert deployments(chosen) == {"sluice-source", "sluice-image-scan"}
+
+
+@pytest.mark.parametrize(
+    ("directory", "components"),
+    [(".", (*DEFAULT_COMPONENTS, "image-scan", "image-update")), ("overlays/minimal", DEFAULT_COMPONENTS)],
+)
+def test_render_installs_what_kubectl_apply_k_would(directory: str, components: tuple[str, ...]) -> None:
+    """Per-directory rendering and the overlays (`kubectl apply -k deploy/k8s`) agree object for object."""
+
+    def by_ref(objects: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+        return {ref(o): o for o in objects}
+
+    overlay = build(manifests_dir() / directory).resources
+    assert by_ref(objects_of(render(components))) == by_ref(overlay)
 
 
 def test_export_errors_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
