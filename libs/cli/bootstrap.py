@@ -359,18 +359,25 @@ class Source:
         return Credentials.from_secret({k: v.encode() for k, v in self.data.items()})
 
 
+def http_source(opts: Options, ca: str | None = None) -> Source:
+    """https: `username`/`password`, or `bearerToken` with --token-auth (Flux's Secret keys), and
+    `ca.crt`; file:// needs nothing."""
+    if opts.scheme == "file":
+        return Source()
+    data = {"ca.crt": ca} if ca else {}
+    if opts.password and opts.token_auth:
+        data["bearerToken"] = opts.password
+    elif opts.password:
+        data.update(username=opts.username, password=opts.password)
+    return Source(data)
+
+
 async def source_data(kube: Kube, opts: Options) -> Source:
     """The Secret's content for this URL. An existing Secret's key is kept (no rotation on re-run)
     unless `--private-key-file` names another; a new ed25519 key is generated only when neither exists."""
-    if opts.scheme == "file":
-        return Source()
-    ca = {"ca.crt": await asyncio.to_thread(opts.ca_file.read_text)} if opts.ca_file else {}
-    if opts.scheme in ("http", "https"):
-        if not opts.password:
-            return Source(ca)
-        if opts.token_auth:
-            return Source({"bearerToken": opts.password, **ca})
-        return Source({"username": opts.username, "password": opts.password, **ca})
+    if opts.scheme != "ssh":
+        ca = await asyncio.to_thread(opts.ca_file.read_text) if opts.ca_file else None
+        return http_source(opts, ca)
     known_hosts = await scan_known_hosts(*ssh_target(opts.url, opts.ssh_hostname))
     if opts.private_key_file is not None:
         pair = await read_key_pair(opts.private_key_file)

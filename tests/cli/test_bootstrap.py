@@ -9,6 +9,7 @@ import asyncio
 import base64
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,17 @@ def test_secret_objects_carry_flux_keys_and_the_part_of_label() -> None:
     assert "KEY" not in repr(bs.Source({"identity": "KEY"})), "the key never shows in a repr"
 
 
+@pytest.mark.unit
+def test_https_secrets_hold_fluxs_keys() -> None:
+    https = "https://git.example.com/fleet.git"
+    assert bs.http_source(options(https, password="s3cret")).data == {"username": "git", "password": "s3cret"}
+    token = bs.http_source(options(https, password="t0ken", token_auth=True), ca="CA")
+    assert token.data == {"bearerToken": "t0ken", "ca.crt": "CA"}
+    assert token.credentials is not None and token.credentials.bearer_token == "t0ken"
+    assert bs.http_source(options(https)).data == {}, "a public repository needs no credentials"
+    assert bs.http_source(options("file:///srv/fleet.git", password="x")).data == {}
+
+
 # --- host keys and deploy keys against the real sshd --------------------------------------------
 
 
@@ -303,3 +315,37 @@ def test_a_generated_key_is_kept_in_the_cluster_and_the_user_told_to_add_it(
     assert kube_run(kubeconfig, secret) == data
     with pytest.raises(GitError):  # the repository is still empty: nothing was pushed
         head(bare, "main")
+
+
+def test_file_urls_bootstrap_with_a_warning_and_time_out_saying_what_to_check(
+    git_server: GitServer, kubeconfig: str
+) -> None:
+    """file:// works for the CLI (no Secret, no secretRef); with no Sluice services running in this
+    cluster nothing reconciles, and --timeout ends the wait with what to look at."""
+    bare, url = git_server.new_repo("bootstrap-file")
+    started = time.monotonic()
+    rc, out = sluice(
+        "--kubeconfig", kubeconfig, "bootstrap", "git", "--url", url, "--path", "clusters/dev", "--timeout", "10s"
+    )  # fmt: skip
+    assert rc == 1, out
+    assert time.monotonic() - started < 30
+    assert "SLUICE_ALLOW_FILE_URLS=true" in out
+    assert "✔ installed components" in out
+    assert "timed out waiting for GitRepository flux-system/flux-system" in out
+    assert "are the Sluice services running?" in out and "--timeout" in out
+    assert log_messages(bare, "main") == [
+        "Add Sluice sync manifests",
+        "Add Sluice v0.1.0 component manifests",
+    ]
+    sync = list(yaml.safe_load_all(show_file(bare, "clusters/dev/flux-system/gotk-sync.yaml")))
+    assert sync[0]["spec"] == {"interval": "1m0s", "ref": {"branch": "main"}, "url": url}
+
+    async def objects(kube: Kube) -> tuple[Any, Any]:
+        secret = await kube.get("v1", "Secret", "flux-system", "flux-system")
+        return secret, await kube.get(
+            "source.toolkit.fluxcd.io/v1", "GitRepository", "flux-system", "flux-system"
+        )
+
+    secret, repo = kube_run(kubeconfig, objects)
+    assert secret is None, "file:// needs no source Secret"
+    assert repo is not None and repo["spec"]["url"] == url

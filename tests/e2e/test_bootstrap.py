@@ -283,6 +283,9 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
     )
     assert rc == 0, reconciled
     assert f"✔ applied revision main@sha1:{app_sha}" in reconciled
+    assert decoded(await env.get("v1", "Secret", "sluice-nats-users")) == nats_users, (
+        "re-applied, not overwritten"
+    )
     podinfo = await env.get("apps/v1", "Deployment", "podinfo", "default")
     assert (
         podinfo["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/stefanprodan/podinfo:6.7.0"
