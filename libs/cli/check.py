@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.cli import tree
+from libs.cli import install, tree
 from libs.cli.events import NoNats, nats_url
 from libs.common import names
 from libs.common.api.crd import crd_documents
@@ -26,7 +26,7 @@ from libs.common.api.duration import parse_duration
 from libs.common.bus import StreamReport, stream_report
 from libs.common.kube import Kube, KubeError
 from libs.common.runtime.redact import redact_url
-from libs.kstatus import CURRENT, compute
+from libs.kstatus import compute
 
 #: Top-level command name → its implementation (see libs/cli/main.py).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -123,13 +123,13 @@ def parse_kubernetes_version(info: dict[str, Any]) -> tuple[int, int, int] | Non
 async def check_kubernetes(kube: Kube, report: Report) -> bool:
     """The API answers and is recent enough; False when there is no point checking further."""
     report.action("checking prerequisites")
-    try:
-        info = await kube.server_version()
-    except (KubeError, OSError) as exc:
+    if not await kube.ping():
         report.fail(
-            f"Kubernetes API call failed: {exc} (is the cluster up? pass --kubeconfig/--context or set KUBECONFIG)"
+            f"cannot reach the Kubernetes API at {kube.host}: is the cluster up? "
+            "check --kubeconfig/--context (or $KUBECONFIG)"
         )
         return False
+    info = await kube.server_version()
     version = parse_kubernetes_version(info)
     if version is None:
         report.fail(f"cannot tell the Kubernetes version from {info.get('gitVersion')!r}")
@@ -199,17 +199,24 @@ async def workloads(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     for kind in ("Deployment", "StatefulSet"):
         items, _ = await kube.list_objects("apps/v1", kind, namespace, label_selector=PART_OF)
         found.extend(items)
-    return sorted(found, key=lambda obj: (obj["kind"] != "StatefulSet", component_of(obj)))
+    return sorted(found, key=_install_order)
+
+
+def _install_order(obj: dict[str, Any]) -> tuple[int, str]:
+    """NATS first, then the services in the order the installer lists them, then anything else."""
+    order = ("nats", *install.DEFAULT_COMPONENTS, *install.EXTRA_COMPONENTS)
+    component = component_of(obj)
+    return (order.index(component) if component in order else len(order), component)
 
 
 def check_distribution(found: Sequence[dict[str, Any]], namespace: str, report: Report) -> None:
+    """The Sluice version the services carry (NATS carries its own, so it does not count)."""
     report.action("checking version in cluster")
-    if not found:
+    services = [o for o in found if component_of(o) != "nats"]
+    if not services:
         report.fail(f"no Sluice components found in namespace {namespace}: install with `sluice install`")
         return
-    versions = sorted(
-        {str(((o.get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL, "")) for o in found}
-    )
+    versions = sorted({str(_labels(o).get(VERSION_LABEL, "")) for o in services})
     for version in versions:
         if version:
             report.ok(f"distribution: sluice-v{version}")
@@ -217,25 +224,31 @@ def check_distribution(found: Sequence[dict[str, Any]], namespace: str, report: 
             report.fail(f"a Sluice workload in {namespace} has no {VERSION_LABEL} label: reinstall it")
 
 
-async def wait_current(kube: Kube, namespace: str, options: Options, report: Report) -> list[dict[str, Any]]:
-    """Poll until every Sluice workload is Current or the timeout passes; the last look."""
+def _labels(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+async def wait_current(
+    kube: Kube, found: list[dict[str, Any]], options: Options, report: Report
+) -> list[dict[str, Any]]:
+    """Poll until every Sluice workload is Current, one has failed, or the timeout passes; the
+    last look."""
     deadline = time.monotonic() + options.timeout
-    found = await workloads(kube, namespace)
     announced = False
     while True:
-        pending = [o for o in found if compute(o).status != CURRENT]
-        if not pending or time.monotonic() >= deadline:
+        states = [compute(o) for o in found]
+        pending = [o for o, state in zip(found, states, strict=True) if not state.current]
+        if not pending or any(state.failed for state in states) or time.monotonic() >= deadline:
             return found
         if not announced:
             names_ = ", ".join(o["metadata"]["name"] for o in pending)
             report.waiting(f"waiting for {names_} to be ready (up to {options.timeout:g}s)")
             announced = True
         await asyncio.sleep(min(options.poll_interval, max(0.0, deadline - time.monotonic())))
-        found = await workloads(kube, namespace)
+        found = await workloads(kube, options.namespace)
 
 
 def check_controllers(found: Sequence[dict[str, Any]], options: Options, report: Report) -> None:
-    report.action("checking controllers")
     present = {component_of(o) for o in found}
     for component in options.required:
         if component not in present:
@@ -244,12 +257,15 @@ def check_controllers(found: Sequence[dict[str, Any]], options: Options, report:
                 f"(install it: sluice install --components-extra {component})"
             )
     for obj in found:
-        kind = str(obj["kind"]).lower()
+        kind, name = str(obj["kind"]).lower(), obj["metadata"]["name"]
         status = compute(obj)
-        if status.status == CURRENT:
-            report.ok(f"{component_of(obj)}: {kind} ready")
+        if status.current:
+            report.ok(f"{name}: {kind} ready")
         else:
-            report.fail(f"{component_of(obj)}: {kind} {obj['metadata']['name']} not ready: {status.message}")
+            report.fail(
+                f"{name}: {kind} not ready: {status.message} "
+                f"(see why: kubectl -n {options.namespace} describe {kind} {name})"
+            )
         for image in images(obj):
             report.action(image)
 
@@ -269,7 +285,7 @@ async def check_crds(kube: Kube, report: Report) -> None:
         stored = list((crd.get("status") or {}).get("storedVersions") or [])
         if missing := sorted(wanted - served):
             report.fail(f"{name} does not serve {', '.join(missing)}: upgrade the CRDs with `sluice install`")
-        elif status.status != CURRENT:
+        elif not status.current:
             report.fail(f"{name} not established: {status.message}")
         else:
             report.ok(f"{name}/{stored[-1] if stored else sorted(served)[-1]}")
@@ -334,8 +350,10 @@ async def check(kube: Kube, options: Options, say: Callable[[str], None]) -> boo
     if options.pre:
         await check_permissions(kube, options.namespace, report)
         return _summary(report, options)
-    found = await wait_current(kube, options.namespace, options, report)
+    found = await workloads(kube, options.namespace)
     check_distribution(found, options.namespace, report)
+    report.action("checking controllers")
+    found = await wait_current(kube, found, options, report)
     check_controllers(found, options, report)
     await check_crds(kube, report)
     services = sorted({component_of(o) for o in found} - {"nats"})
@@ -350,8 +368,7 @@ def _summary(report: Report, options: Options) -> bool:
     what = (
         "fix the ✗ lines above before installing"
         if options.pre
-        else "fix the ✗ lines above; `sluice install` repairs missing or outdated parts, and "
-        f"`kubectl -n {options.namespace} describe deployment <name>` shows why a workload is not ready"
+        else "fix the ✗ lines above; `sluice install` repairs missing or outdated parts"
     )
     report.fail(f"check failed: {what}")
     return False
@@ -364,8 +381,6 @@ def _required(args: argparse.Namespace) -> tuple[str, ...]:
     """`--components`/`--components-extra` when given (validated by the installer's rules)."""
     if not args.components and not args.components_extra:
         return ()
-    from libs.cli import install
-
     return tuple(install.select_components(args.components, args.components_extra))
 
 
