@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from libs.cli.kinds import with_kube
-from libs.common.api.crd import crd_documents
 from libs.common.api.duration import format_duration, parse_duration
+from libs.common.api.registry import ALL_KINDS
 from libs.common.kube import Kube, KubeError, NotFound
 from libs.common.names import FIELD_MANAGER
 from libs.kstatus import compute
@@ -469,18 +469,23 @@ async def _list(
 
 async def _components(kube: Kube) -> list[Target]:
     selector = "=".join(PART_OF_LABEL)
-    found: list[Target] = []
-    for api_version, kind, namespaced in await asyncio.to_thread(_component_kinds):
-        items = await _list(kube, api_version, kind, NAMESPACE if namespaced else None, selector)
-        found += [
-            Target(api_version, kind, i["metadata"]["name"], i["metadata"].get("namespace")) for i in items
-        ]
-    return found
+    kinds = await asyncio.to_thread(_component_kinds)
+    lists = await asyncio.gather(
+        *(
+            _list(kube, api, kind, NAMESPACE if namespaced else None, selector)
+            for api, kind, namespaced in kinds
+        )
+    )
+    return [
+        Target(api, kind, i["metadata"]["name"], i["metadata"].get("namespace"))
+        for (api, kind, _), items in zip(kinds, lists, strict=True)
+        for i in items
+    ]
 
 
 async def _crds(kube: Kube) -> list[dict[str, Any]]:
     """Sluice's CRDs in the cluster: labelled part-of sluice, or named like the generated ones."""
-    names = {crd["metadata"]["name"] for crd in crd_documents()}
+    names = {f"{cls.PLURAL}.{cls.GROUP}" for cls in ALL_KINDS}
     items = await _list(kube, CRD_API_VERSION, CRD_KIND, None, None)
     key, value = PART_OF_LABEL
     return [
@@ -490,16 +495,17 @@ async def _crds(kube: Kube) -> list[dict[str, Any]]:
     ]
 
 
+def _storage_kind(crd: dict[str, Any]) -> tuple[str, str] | None:
+    """The apiVersion (storage version) and kind of a CRD's custom resources."""
+    spec = crd.get("spec") or {}
+    storage = next((v["name"] for v in spec.get("versions") or [] if v.get("storage")), None)
+    return (f"{spec['group']}/{storage}", spec["names"]["kind"]) if storage else None
+
+
 async def _custom_resources(kube: Kube, crds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for crd in crds:
-        spec = crd.get("spec") or {}
-        versions = spec.get("versions") or []
-        storage = next((v["name"] for v in versions if v.get("storage")), None)
-        if storage is None:
-            continue
-        found += await _list(kube, f"{spec['group']}/{storage}", spec["names"]["kind"], None, None)
-    return found
+    kinds = [k for k in map(_storage_kind, crds) if k is not None]
+    lists = await asyncio.gather(*(_list(kube, api, kind, None, None) for api, kind in kinds))
+    return [obj for items in lists for obj in items]
 
 
 @dataclass
