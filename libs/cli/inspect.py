@@ -46,7 +46,7 @@ from libs.fluxbuild import (
     render,
     secret_variables,
 )
-from libs.git.ignore import IgnoreMatcher, parse_patterns, source_matcher
+from libs.git.ignore import IgnoreMatcher, source_matcher
 from libs.kustomize.yamlio import dump_stream
 
 T = TypeVar("T")
@@ -88,6 +88,9 @@ class Request:
     timeout: float = 300.0
     kubeconfig: str | None = None
     context: str | None = None
+    recursive: bool = False
+    local_sources: Mapping[str, Path] = field(default_factory=dict)
+    """`Kind/namespace/name` of a source → the local directory holding its files (--recursive)."""
 
 
 @dataclass
@@ -156,6 +159,18 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="fail when a ${var} without default is not set (on, as in the build service; off with --dry-run)",
     )
+    parser.add_argument(
+        "--recursive",
+        action="store_true",
+        help="also build the Kustomizations the build contains (their sources from --local-sources)",
+    )
+    parser.add_argument(
+        "--local-sources",
+        default="",
+        metavar="KIND/NAMESPACE/NAME=DIR,…",
+        help="local directories of the sources of nested Kustomizations (--recursive); NAME's own"
+        " source defaults to the checkout holding --path",
+    )
     parser.add_argument("--timeout", default="5m", help="give up after this long (5m)")
 
 
@@ -175,18 +190,37 @@ def _request(args: argparse.Namespace) -> Request:
         timeout=timeout,
         kubeconfig=args.kubeconfig,
         context=args.context,
+        recursive=args.recursive,
+        local_sources=parse_local_sources(args.local_sources),
     )
+
+
+def parse_local_sources(text: str) -> dict[str, Path]:
+    """`GitRepository/flux-system/repo=./checkout,…` (flux's format) → {source key: directory}."""
+    found: dict[str, Path] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        key, sep, directory = item.partition("=")
+        if not sep or key.count("/") != 2 or not directory:
+            raise InspectError(
+                f"invalid --local-sources entry {item!r}: expected Kind/namespace/name=DIR,"
+                " e.g. GitRepository/flux-system/apps=./"
+            )
+        found[key] = Path(directory)
+    return found
 
 
 def build_command(args: argparse.Namespace) -> int:
     """`sluice build kustomization`: the YAML on stdout; exit 1 with `✗ …` on stderr on failure."""
     try:
         request = _request(args)
-        built: Built = _run(request, build)
+        builds: list[Built] = _run(request, build)
     except InspectError as exc:
         _fail(str(exc))
         return 1
-    objects = [mask_object(obj, built.sensitive) for obj in built.objects]
+    sensitive = _all_sensitive(builds)
+    objects = [mask_object(obj, sensitive) for built in builds for obj in built.objects]
     sys.stdout.write(dump_stream(objects) if objects else "")
     return 0
 
@@ -286,24 +320,94 @@ def _check_inputs(request: Request) -> None:
         )
 
 
-async def build(kube: Kube | None, request: Request) -> Built:
-    """Resolve the Kustomization, read its substitution variables and render `request.path`."""
+async def build(kube: Kube | None, request: Request) -> list[Built]:
+    """Kustomization NAME rendered from `request.path` — and, with --recursive, every
+    Kustomization its build contains, depth first, each from its source's local directory."""
     ks = await _kustomization(kube, request)
+    root, rel = artifact_root(request.path)
+    top = await build_one(kube, request, ks, root, rel)
+    results = [top]
+    if request.recursive:
+        roots = {**request.local_sources, source_key(ks): root}
+        await _descend(kube, request, top, roots, results, {_ks_key(ks)})
+    return results
+
+
+async def _descend(
+    kube: Kube | None,
+    request: Request,
+    parent: Built,
+    roots: Mapping[str, Path],
+    results: list[Built],
+    visited: set[str],
+) -> None:
+    for obj in parent.objects:
+        if obj.get("kind") != Kustomization.KIND or not str(obj.get("apiVersion", "")).startswith(
+            Kustomization.GROUP + "/"
+        ):
+            continue
+        child = await _nested(kube, obj, _ks_key(parent.kustomization))
+        if _ks_key(child) in visited:
+            continue  # the Kustomization that builds itself (flux-system) or a cycle
+        visited.add(_ks_key(child))
+        key = source_key(child)
+        if key not in roots:
+            raise InspectError(
+                f"cannot get local path for {key} of {Kustomization.KIND} {_ks_key(child)}:"
+                f" pass --local-sources {key}=DIR"
+            )
+        path = str((child.get("spec") or {}).get("path") or "")
+        built = await build_one(kube, request, child, roots[key].resolve(), path)
+        results.append(built)
+        await _descend(kube, request, built, roots, results, visited)
+
+
+async def _nested(kube: Kube | None, obj: Mapping[str, Any], parent: str) -> dict[str, Any]:
+    """A Kustomization found in a build: its spec as built (what the cluster will get), its
+    status (the inventory) from the cluster when it is there."""
+    child = copy.deepcopy(dict(obj))
+    md = child.setdefault("metadata", {})
+    md.setdefault("namespace", parent.split("/", 1)[0])
+    if kube is not None:
+        live = await kube.get(Kustomization.api_version(), Kustomization.KIND, md["name"], md["namespace"])
+        if live is not None and live.get("status"):
+            child["status"] = copy.deepcopy(live["status"])
+    return child
+
+
+def _ks_key(ks: Mapping[str, Any]) -> str:
+    md = ks.get("metadata") or {}
+    return f"{md.get('namespace') or ''}/{md.get('name') or ''}"
+
+
+def source_key(ks: Mapping[str, Any]) -> str:
+    """`Kind/namespace/name` of the Kustomization's source (flux's --local-sources key)."""
+    ref = (ks.get("spec") or {}).get("sourceRef") or {}
+    namespace = ref.get("namespace") or (ks.get("metadata") or {}).get("namespace") or ""
+    return f"{ref.get('kind') or ''}/{namespace}/{ref.get('name') or ''}"
+
+
+async def build_one(kube: Kube | None, request: Request, ks: dict[str, Any], root: Path, path: str) -> Built:
+    """Render Kustomization `ks` at `path` inside `root`, with its substitution variables read
+    from the cluster (unless offline), and label the objects as the apply service does."""
+    md = ks.get("metadata") or {}
+    name, namespace = str(md.get("name") or ""), str(md.get("namespace") or "")
     spec_raw: dict[str, Any] = ks.get("spec") or {}
     strict = request.strict if request.strict is not None else not request.dry_run
     try:
-        spec = BuildSpec.from_spec(spec_raw, strict=strict)
+        spec = dataclasses.replace(BuildSpec.from_spec(spec_raw, strict=strict), path=path)
     except FluxBuildError as exc:
-        raise InspectError(f"Kustomization {request.namespace}/{request.name}: {exc}") from None
+        raise InspectError(f"{Kustomization.KIND} {namespace}/{name}: {exc}") from None
     sources: list[dict[str, str]] = []
     sensitive: set[str] = set()
     source_ignore = None
     if kube is not None:
-        sources, sensitive = await _variables(kube, spec_raw, request.namespace)
-        source_ignore = await _source_ignore(kube, spec_raw, request.namespace)
-    objects = await asyncio.to_thread(_render, request, spec, sources, sensitive, source_ignore)
+        sources, sensitive = await _variables(kube, spec_raw, namespace)
+        source_ignore = await _source_ignore(kube, spec_raw, namespace)
+    ignore = [source_ignore or "", *request.ignore_paths]
+    objects = await asyncio.to_thread(_render, root, spec, sources, sensitive, ignore)
     for obj in objects:
-        set_owner_labels(obj, request.name, request.namespace)
+        set_owner_labels(obj, name, namespace)
     return Built(ks, objects, sensitive)
 
 
@@ -398,25 +502,21 @@ async def _source_ignore(kube: Kube, spec_raw: Mapping[str, Any], namespace: str
 
 
 def _render(
-    request: Request,
+    root: Path,
     spec: BuildSpec,
     sources: list[dict[str, str]],
     sensitive: set[str],
-    source_ignore: str | None,
+    ignore: list[str],
 ) -> list[dict[str, Any]]:
-    """Copy the tree the source service would have packed (its default exclusions, the
-    `.sourceignore` files, the GitRepository's `spec.ignore`, then --ignore-paths) and render
-    `--path` inside it with libs.fluxbuild, as the build service renders the artifact."""
-    root, rel = artifact_root(request.path)
-    matcher = source_matcher(root, source_ignore)
-    extra = parse_patterns("\n".join(request.ignore_paths))
-    ignored = IgnoreMatcher(matcher.patterns + extra)
+    """Copy the tree the source service would have packed from `root` (its default exclusions,
+    the `.sourceignore` files, then `ignore`: the GitRepository's `spec.ignore` and --ignore-paths)
+    and render `spec.path` inside it with libs.fluxbuild, as the build service renders the artifact."""
+    ignored = source_matcher(root, "\n".join(ignore))
     with tempfile.TemporaryDirectory(prefix="sluice-build-") as tmp:
         work = Path(tmp) / "source"
         copy_tree(root, work, ignored)
-        local = dataclasses.replace(spec, path=rel)
         try:
-            rendered = render(work, local, sources=sources, sensitive=sensitive, in_place=True)
+            rendered = render(work, spec, sources=sources, sensitive=sensitive, in_place=True)
         except FluxBuildError as exc:
             raise InspectError(sanitize_message(str(exc))) from None
     return rendered.resources
@@ -542,24 +642,40 @@ class Report:
 async def _diff(kube: Kube | None, request: Request, progress: Callable[[str], None]) -> Report:
     assert kube is not None
     progress(f"building Kustomization {request.namespace}/{request.name} from {request.path}")
-    built = await build(kube, request)
+    builds = await build(kube, request)
+    sensitive = _all_sensitive(builds)
     progress("running dry-run")
+    report = Report()
+    for built in builds:
+        await _diff_built(kube, built, sensitive, report)
+    progress("processing inventory")
+    return report
+
+
+def _all_sensitive(builds: Iterable[Built]) -> set[str]:
+    """Every value read from a `substituteFrom` Secret: masked in every object printed."""
+    return {value for built in builds for value in built.sensitive}
+
+
+async def _diff_built(kube: Kube, built: Built, sensitive: Collection[str], report: Report) -> None:
+    """Add one Kustomization's created/drifted objects, then its deleted ones, to `report`."""
     limit = asyncio.Semaphore(DIFF_CONCURRENCY)
 
     async def one(obj: dict[str, Any]) -> tuple[str, list[str]] | str:
         async with limit:
             try:
-                return await diff_object(kube, obj, built.sensitive)
+                return await diff_object(kube, obj, sensitive)
             except (KubeError, InspectError) as exc:
-                return str(mask_values(_describe(obj, exc), built.sensitive))
+                return str(mask_values(_describe(obj, exc), sensitive))
 
     # Concurrent requests, printed in build order: the output does not depend on timing.
     outcomes = await asyncio.gather(*(one(obj) for obj in built.objects))
-    report = Report()
+    failed = False
     seen: set[str] = set()
     for obj, outcome in zip(built.objects, outcomes, strict=True):
         if isinstance(outcome, str):
             report.errors.append(outcome)
+            failed = True
             continue
         action, lines = outcome
         seen.add(inventory_id(obj))
@@ -567,13 +683,11 @@ async def _diff(kube: Kube | None, request: Request, progress: Callable[[str], N
             report.changed = True
             report.lines.append(f"► {display(obj)} {action}")
             report.lines.extend(lines)
-    progress("processing inventory")
     spec = built.kustomization.get("spec") or {}
-    if spec.get("prune") and not report.errors:
+    if spec.get("prune") and not failed:
         for entry in stale_entries(built.kustomization, seen):
             report.changed = True
             report.lines.append(f"► {entry} deleted")
-    return report
 
 
 def _describe(obj: Mapping[str, Any], exc: Exception) -> str:

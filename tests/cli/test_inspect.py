@@ -66,7 +66,8 @@ stringData:
 
 
 def kustomization(**spec: Any) -> dict[str, Any]:
-    return {
+    """Kustomization `apps`; `spec` overrides fields (None drops one)."""
+    ks = {
         "apiVersion": KS_API[0],
         "kind": KS_API[1],
         "metadata": {"name": "apps", "namespace": "flux-system"},
@@ -86,6 +87,8 @@ def kustomization(**spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+    ks["spec"] = {k: v for k, v in ks["spec"].items() if v is not None}
+    return ks
 
 
 @pytest.fixture
@@ -469,3 +472,96 @@ def test_unreachable_cluster_and_timeout_say_what_to_do(
     code, _, err = run(capsys, *k, "--timeout", "soon")
     assert code == 2
     assert "invalid --timeout 'soon'" in err
+
+
+def nested_kustomization(name: str, source: str, path: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": KS_API[0],
+            "kind": KS_API[1],
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {
+                "interval": "5m",
+                "path": path,
+                "prune": True,
+                "targetNamespace": "default",
+                "sourceRef": {"kind": "GitRepository", "name": source},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def clusters(tmp_path: Path) -> Path:
+    """A checkout whose `clusters/dev` holds two Kustomizations: `infra` (same source, ./infra)
+    and `extras` (another GitRepository)."""
+    repo = tmp_path / "fleet"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "clusters" / "dev").mkdir(parents=True)
+    (repo / "clusters" / "dev" / "infra.yaml").write_text(nested_kustomization("infra", "repo", "./infra"))
+    (repo / "clusters" / "dev" / "extras.yaml").write_text(nested_kustomization("extras", "other", "./"))
+    (repo / "infra").mkdir()
+    (repo / "infra" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: infra-settings\ndata:\n  a: b\n"
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n")
+    return repo / "clusters" / "dev"
+
+
+def test_build_recursive_builds_nested_kustomizations_from_local_sources(
+    kubeconfig: str, clusters: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(kubeconfig, kustomization(path="./clusters/dev", postBuild=None, targetNamespace=None))
+    k = ["--kubeconfig", kubeconfig, "build", "ks", "apps", "--path", str(clusters), "--recursive"]
+
+    code, out, err = run(capsys, *k)
+    assert (code, out) == (1, "")
+    assert err == (
+        "✗ cannot get local path for GitRepository/flux-system/other of Kustomization flux-system/extras:"
+        " pass --local-sources GitRepository/flux-system/other=DIR\n"
+    )
+
+    code, out, err = run(
+        capsys, *k, "--local-sources", f"GitRepository/flux-system/other={tmp_path / 'other'}"
+    )
+    assert (code, err) == (0, "")
+    printed = [
+        (o["kind"], o["metadata"]["name"], o["metadata"]["labels"][meta.KUSTOMIZE_NAME_LABEL])
+        for o in yaml.safe_load_all(out)
+    ]
+    assert printed == [
+        ("Kustomization", "extras", "apps"),
+        ("Kustomization", "infra", "apps"),
+        ("ConfigMap", "extra", "extras"),
+        ("ConfigMap", "infra-settings", "infra"),
+    ]
+
+
+def test_diff_recursive_diffs_each_nested_kustomization_against_its_own_inventory(
+    kubeconfig: str, clusters: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (clusters / "extras.yaml").unlink()
+    seed(kubeconfig, kustomization(path="./clusters/dev", postBuild=None, targetNamespace=None))
+    infra = yaml.safe_load(nested_kustomization("infra", "repo", "./infra"))
+    infra["metadata"]["labels"] = LABELS
+    apply_build(kubeconfig, [infra])
+    inventory = {"entries": [{"id": "default_retired_apps_Deployment", "v": "v1"}]}
+    kube_run(
+        kubeconfig,
+        lambda kube: kube.patch_status(
+            *KS_API, "infra", "flux-system", {"inventory": inventory}, field_manager="t"
+        ),
+    )
+
+    code, out, _ = run(
+        capsys, "--kubeconfig", kubeconfig, "diff", "ks", "apps", "--path", str(clusters), "--recursive",
+        "--no-progress-bar",
+    )  # fmt: skip
+
+    assert code == 1
+    assert out.splitlines() == [
+        "► ConfigMap/default/infra-settings created",
+        "► Deployment/default/retired deleted",
+    ]
