@@ -195,11 +195,14 @@ def render(components: Sequence[str], manifests: Path | None = None) -> str:
 def objects_of(yaml_text: str) -> list[dict[str, Any]]:
     """Parse the multi-document YAML."""
     objects: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(yaml_text):
+    for number, doc in enumerate(yaml.safe_load_all(yaml_text), start=1):
         if doc is None:
             continue
         if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
-            raise InstallError(f"not a Kubernetes object in the manifests: {str(doc)[:80]!r}")
+            # its content is not quoted: it could be a Secret missing its kind
+            raise InstallError(
+                f"document {number} of the manifests is not a Kubernetes object (apiVersion, kind)"
+            )
         objects.append(doc)
     return objects
 
@@ -637,7 +640,10 @@ def _confirm(keep_crds: bool) -> bool:
         if keep_crds
         else ("Sluice, its custom resource definitions and every custom resource")
     )
-    answer = input(f"Are you sure you want to delete {what}? [y/N] ")
+    try:
+        answer = input(f"Are you sure you want to delete {what}? [y/N] ")
+    except EOFError:
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 

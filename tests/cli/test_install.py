@@ -118,6 +118,13 @@ def test_select_components_rejects(components: str | None, extra: str | None, me
         select_components(components, extra)
 
 
+def test_objects_of_rejects_what_is_not_an_object_without_quoting_it() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\nstringData: {password: hunter2}\n"
+    with pytest.raises(InstallError, match="document 3 of the manifests is not a Kubernetes object") as info:
+        objects_of(text)
+    assert "hunter2" not in str(info.value)
+
+
 # --- export ---------------------------------------------------------------------------------------
 
 
