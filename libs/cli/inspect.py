@@ -8,6 +8,8 @@ cluster), adds the owner labels the apply service adds, and prints the YAML. `di
 dry-run applies every rendered object with the apply service's field manager and compares the
 result with the live object, so server defaults never look like drift; objects in the
 Kustomization's inventory that the build no longer has are reported as deleted when prune is on.
+With `--recursive`, the Kustomizations a build contains are built too, from the local directories
+of their sources (`--local-sources`), and each is diffed against its own inventory.
 
 Secret values are never printed: Secret `data`/`stringData` values show as `***` (a changed key
 as `*** (before)` / `*** (after)`), and values read from `substituteFrom` Secrets are masked
@@ -314,6 +316,9 @@ def _check_inputs(request: Request) -> None:
     file = request.kustomization_file
     if file is not None and not file.is_file():
         raise InspectError(f"invalid kustomization file {str(file)!r}: no such file")
+    for key, directory in request.local_sources.items():
+        if not directory.is_dir():
+            raise InspectError(f"invalid --local-sources entry {key}={directory}: not a directory")
     if request.dry_run and file is None:
         raise InspectError(
             "--dry-run does not read the cluster, so it needs the Kustomization from --kustomization-file"
@@ -328,7 +333,7 @@ async def build(kube: Kube | None, request: Request) -> list[Built]:
     top = await build_one(kube, request, ks, root, rel)
     results = [top]
     if request.recursive:
-        roots = {**request.local_sources, source_key(ks): root}
+        roots = {source_key(ks): root, **request.local_sources}
         await _descend(kube, request, top, roots, results, {_ks_key(ks)})
     return results
 
