@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from libs.cli.install import DEFAULT_COMPONENTS, apply_objects, objects_of, render
+from libs.cli.install import DEFAULT_COMPONENTS, apply_objects, manifests_dir, objects_of, render
 from libs.cli.main import main
 from libs.common.api.crd import crd_documents
+from libs.devservers.nats import NatsServer
 from libs.devservers.ports import free_port
 from libs.kube_emulator import KubeEmulator
 from services.apply.app import SPEC as APPLY
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.integration
 NS = "flux-system"
 HOLD = "emulator.sluice.dev/rollout"
 CRD_NAMES = [crd["metadata"]["name"] for crd in crd_documents()]
+NATS_USERS = ("SOURCE", "BUILD", "APPLY", "NOTIFY", "IMAGE_SCAN", "IMAGE_UPDATE", "CLI")
 NO_NATS = (
     "► NATS: not checked (pass --nats URL; each service's readiness already includes its NATS connection)"
 )
@@ -216,3 +218,20 @@ async def test_healthy_installation_passes_with_its_nats_consumers(nats_url: str
         "notify-events",
     } <= consumers
     assert out[-1] == "✔ all checks passed"
+
+
+def test_nats_credentials_from_the_environment_are_used_and_never_shown(
+    empty_cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against deploy/k8s's own nats.conf (one user per component, `cli` among them)."""
+    passwords = {f"NATS_PASSWORD_{c}": f"pw-{c.lower()}" for c in NATS_USERS}
+    server = NatsServer(tmp_path / "nats", config_file=manifests_dir() / "nats" / "nats.conf", env=passwords)
+    with server:
+        monkeypatch.setenv("SLUICE_NATS_USER", "cli")
+        monkeypatch.setenv("SLUICE_NATS_PASSWORD", "not-the-cli-password")
+        code, out = check(empty_cluster, capsys, "--nats", server.url, "--timeout", "1s")
+    assert code == 1
+    refused = [line for line in out if line.startswith("✗ cannot reach NATS at ")]
+    assert len(refused) == 1 and "authorization violation" in refused[0].lower()
+    assert "SLUICE_NATS_USER/SLUICE_NATS_PASSWORD" in refused[0]
+    assert not any("not-the-cli-password" in line for line in out)

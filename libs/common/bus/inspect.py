@@ -86,7 +86,11 @@ async def stream_report(
             return StreamReport(name=stream, exists=False)
         consumers = await js.consumers_info(stream)
     except (nats.errors.Error, TimeoutError) as exc:
-        raise ConnectionError(f"NATS at {where} did not answer JetStream requests: {_reason(exc)}") from None
+        # A subject the user may not publish to is refused asynchronously (the request itself
+        # just times out): the refusal, when there was one, is the useful part.
+        denied = [e for e in errors if "permissions violation" in str(e).lower()]
+        reason = _reason(denied[-1]) if denied else _reason(exc)
+        raise ConnectionError(f"NATS at {where} did not answer JetStream requests: {reason}") from None
     finally:
         await nc.close()
     return StreamReport(
