@@ -145,12 +145,15 @@ def options_from(args: argparse.Namespace) -> Options:
             f"--url {safe_url(args.url)!r} is not supported: use ssh://user@host/repo.git, "
             "https://host/repo.git or file:///path/repo.git (scp-like git@host:repo is not accepted, as in Flux)"
         )
+    if urlsplit(args.url).password is not None:
+        raise BootstrapError(
+            "--url carries a password, which would be committed to the repository in gotk-sync.yaml: "
+            "pass it with --password (or $GIT_PASSWORD) instead"
+        )
     if args.namespace != install.NAMESPACE:
         raise BootstrapError(
             f"Sluice installs into the {install.NAMESPACE!r} namespace; drop -n {args.namespace}"
         )
-    if args.key_algorithm not in KEY_ALGORITHMS:
-        raise BootstrapError(f"--ssh-key-algorithm must be one of {', '.join(KEY_ALGORITHMS)}")
     if args.private_key_file and scheme != "ssh":
         raise BootstrapError("--private-key-file is for ssh:// URLs; use --username/--password for https")
     try:
@@ -487,6 +490,17 @@ class Repository:
         return (await self.run("rev-parse", "HEAD")).strip()
 
     async def push(self) -> None:
+        try:
+            await self._push()
+        except GitError as exc:
+            if "rejected" in str(exc) or "fetch first" in str(exc):
+                raise BootstrapError(
+                    f"{safe_url(self.url)} rejected the push: branch {self.branch!r} moved while bootstrapping "
+                    "(someone pushed); re-run the bootstrap"
+                ) from None
+            raise
+
+    async def _push(self) -> None:
         await self.run(
             "push",
             "--quiet",
@@ -521,7 +535,13 @@ def _ready(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     return next((c for c in conditions if c.get("type") == meta.READY), {})
 
 
+class Broken(BootstrapError):
+    """The cluster tried the pushed revision and failed in a way waiting will not fix."""
+
+
 def source_at(revision: str) -> Callable[[Mapping[str, Any]], bool]:
+    """The GitRepository is Ready with an artifact of `revision`."""
+
     def check(obj: Mapping[str, Any]) -> bool:
         artifact = (obj.get("status") or {}).get("artifact") or {}
         return _ready(obj).get("status") == meta.CONDITION_TRUE and artifact.get("revision") == revision
@@ -530,11 +550,18 @@ def source_at(revision: str) -> Callable[[Mapping[str, Any]], bool]:
 
 
 def applied_at(revision: str) -> Callable[[Mapping[str, Any]], bool]:
+    """The Kustomization is Ready having applied `revision`; a build failure of exactly that
+    revision (a broken manifest under --path) is final until someone commits a fix."""
+
     def check(obj: Mapping[str, Any]) -> bool:
         status = obj.get("status") or {}
-        return (
-            _ready(obj).get("status") == meta.CONDITION_TRUE and status.get("lastAppliedRevision") == revision
-        )
+        ready = _ready(obj)
+        if status.get("lastAttemptedRevision") == revision and ready.get("reason") == meta.BUILD_FAILED:
+            raise Broken(
+                f"Kustomization {install.NAMESPACE}/{SYNC_NAME} cannot build {revision}: {ready.get('message', '')}; "
+                "fix the manifests under --path in the repository and push (the cluster picks the fix up itself)"
+            )
+        return ready.get("status") == meta.CONDITION_TRUE and status.get("lastAppliedRevision") == revision
 
     return check
 
@@ -552,16 +579,7 @@ async def wait_reconciled(
             _say(f"✔ {kind} reconciled successfully")
             return
         if obj is not None and not requested:
-            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-            annotation = {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: now}}}
-            await kube.patch(
-                api_version,
-                kind,
-                SYNC_NAME,
-                annotation,
-                namespace=install.NAMESPACE,
-                field_manager=FIELD_MANAGER,
-            )
+            await _request_reconcile(kube, kind, api_version)
             requested = True
         if time.monotonic() > deadline:
             last = _ready(obj).get("message") or "no status yet (are the Sluice services running?)"
@@ -570,6 +588,14 @@ async def wait_reconciled(
                 f"inspect it with `sluice get {kind.lower()} {SYNC_NAME}` or raise --timeout"
             )
         await asyncio.sleep(POLL_INTERVAL)
+
+
+async def _request_reconcile(kube: Kube, kind: str, api_version: str) -> None:
+    now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    annotation = {"metadata": {"annotations": {meta.RECONCILE_REQUEST_ANNOTATION: now}}}
+    await kube.patch(
+        api_version, kind, SYNC_NAME, annotation, namespace=install.NAMESPACE, field_manager=FIELD_MANAGER
+    )
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -718,7 +744,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--path", default="", help="directory in the repository for this cluster (e.g. clusters/dev)"
     )
-    p.add_argument("--private-key-file", help="ssh private key for cloning and the deploy-key Secret")
+    p.add_argument(
+        "--private-key-file", metavar="FILE", help="ssh private key for cloning and the deploy-key Secret"
+    )
     p.add_argument("--username", "-u", default="git", help="ssh user when the URL has none; https user (git)")
     p.add_argument("--password", "-p", help="https password or token (default $GIT_PASSWORD)")
     p.add_argument(
@@ -728,21 +756,26 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="send --password as a bearer token (Secret key bearerToken)",
     )
-    p.add_argument("--ca-file", help="CA bundle for https Git servers (Secret key ca.crt)")
-    p.add_argument("--ssh-hostname", help="HOST[:PORT] to scan for the ssh host key instead of the URL's")
+    p.add_argument("--ca-file", metavar="FILE", help="CA bundle for https Git servers (Secret key ca.crt)")
+    p.add_argument(
+        "--ssh-hostname", metavar="HOST[:PORT]", help="scan this host's ssh key instead of the URL's"
+    )
     p.add_argument(
         "--ssh-key-algorithm",
         dest="key_algorithm",
         default="ed25519",
-        help="generated key type: ed25519|ecdsa|rsa",
+        choices=sorted(KEY_ALGORITHMS),
+        help="type of a generated deploy key (ed25519)",
     )
     p.add_argument("--silent", "-s", action="store_true", help="do not ask to confirm a generated deploy key")
     p.add_argument("--interval", default="1m0s", help="how often the GitRepository checks the branch (1m0s)")
     p.add_argument("--secret-name", default=SYNC_NAME, help="source Secret name (flux-system)")
     p.add_argument("--author-name", default="Sluice", help="commit author name (Sluice)")
     p.add_argument("--author-email", default="", help="commit author email")
-    p.add_argument("--commit-message-appendix", help="text added to the commit messages")
+    p.add_argument("--commit-message-appendix", metavar="TEXT", help="text added to the commit messages")
     p.add_argument("--components", help=f"components to install ({','.join(install.DEFAULT_COMPONENTS)})")
     p.add_argument("--components-extra", help=f"more components: {','.join(install.EXTRA_COMPONENTS)}")
-    p.add_argument("--manifests", help="install manifests directory (default: this checkout's deploy/k8s)")
+    p.add_argument(
+        "--manifests", metavar="DIR", help="install manifests directory (default: this checkout's deploy/k8s)"
+    )
     p.add_argument("--timeout", default="5m", help="how long to wait for the cluster to reconcile (5m)")

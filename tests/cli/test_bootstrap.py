@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import pty
 import subprocess
 import sys
 import time
@@ -349,3 +351,41 @@ def test_file_urls_bootstrap_with_a_warning_and_time_out_saying_what_to_check(
     secret, repo = kube_run(kubeconfig, objects)
     assert secret is None, "file:// needs no source Secret"
     assert repo is not None and repo["spec"]["url"] == url
+
+
+def test_a_password_in_the_url_is_refused_before_anything_is_written() -> None:
+    rc, out = sluice("bootstrap", "git", "--url", "https://me:s3cret@git.example.com/fleet.git")
+    assert rc == 1
+    assert "--password" in out and "committed to the repository" in out
+    assert "s3cret" not in out
+
+
+def test_a_generated_key_is_confirmed_on_a_terminal(git_server: GitServer, kubeconfig: str) -> None:
+    """On a terminal the user is asked to add the key first; saying no stops before anything
+    reaches the cluster or the repository."""
+    bare, _ = git_server.new_repo("bootstrap-confirm")
+    argv = ["--kubeconfig", kubeconfig, "bootstrap", "git", "--url", git_server.ssh_url(bare)]
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, b"n\n")
+        proc = subprocess.run(
+            [sys.executable, "-m", "libs.cli.main", *argv],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "✔ public key: ssh-ed25519 " in out
+    assert "Please give the key access to your repository" in out
+    assert "bootstrap cancelled" in out
+
+    async def secret(kube: Kube) -> Any:
+        return await kube.get("v1", "Secret", "flux-system", "flux-system")
+
+    assert kube_run(kubeconfig, secret) is None

@@ -313,3 +313,39 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
         assert now["metadata"]["generation"] == before[key]["metadata"]["generation"], kind
     assert decoded(await env.get("v1", "Secret", "sluice-nats-users")) == decoded(before["nats"])
     print(f"bootstrap took {took:.1f}s")
+
+
+async def test_a_broken_manifest_under_the_path_fails_the_bootstrap_with_the_reason(env: Env) -> None:
+    """The repository already holds a cluster directory with a broken manifest: the bootstrap
+    says so as soon as the cluster tried the pushed commit, instead of waiting out --timeout; once
+    a fix is pushed, bootstrapping again succeeds without new commits."""
+    broken = "apiVersion: v1\nkind: [ConfigMap\n"
+    await asyncio.to_thread(
+        commit_files,
+        env.url,
+        {"clusters/dev/apps/broken.yaml": broken},
+        "Add a broken app",
+        env=env.user_git_env,
+    )
+    started = time.monotonic()
+    rc, out = await env.bootstrap()
+    assert rc == 1, out
+    assert time.monotonic() - started < 60, "a build failure ends the wait at once"
+    assert "✔ GitRepository reconciled successfully" in out
+    assert "cannot build main@sha1:" in out and "broken.yaml" in out
+    assert "fix the manifests under --path" in out
+
+    fixed = await asyncio.to_thread(
+        commit_files,
+        env.url,
+        {},
+        "Remove the broken app",
+        delete=["clusters/dev/apps/broken.yaml"],
+        env=env.user_git_env,
+    )
+    rc, out = await env.bootstrap()
+    assert rc == 0, out
+    assert "✔ component manifests are up to date" in out and "✔ sync manifests are up to date" in out
+    assert await asyncio.to_thread(head, env.bare, "main") == fixed
+    ks = await env.get(KS, "Kustomization", "flux-system")
+    assert ks["status"]["lastAppliedRevision"] == f"main@sha1:{fixed}"
