@@ -8,7 +8,11 @@ real source, build and apply services wrote."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +20,19 @@ import yaml
 
 from libs.cli.main import main
 from libs.common.kube import Kube
+from libs.devservers.git import seed_repo
+from services.apply.app import SPEC as APPLY
+from services.build.app import SPEC as BUILD
+from services.source.app import SPEC as SOURCE
 from tests.cli.conftest import kube_run
+from tests.harness.git_fixtures import GitServer
+from tests.harness.services import running_service
+from tests.support import emulated_cluster, eventually
 
 pytestmark = pytest.mark.integration
 
 KS = "kustomize.toolkit.fluxcd.io/v1"
+GIT = "source.toolkit.fluxcd.io/v1"
 NS = "flux-system"
 
 
@@ -152,3 +164,99 @@ def test_the_short_kind_and_namespace_flag(fleet: str, capsys: pytest.CaptureFix
     code = main(["tree", "ks", "infra", "-n", "elsewhere", "--kubeconfig", fleet])
     assert code == 1
     assert "Kustomization elsewhere/infra not found" in capsys.readouterr().out
+
+
+FLEET_KUSTOMIZATION = """apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: ./apps
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: fleet
+"""
+SETTINGS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: flux-system\n"
+WEB = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: apps
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.25.0
+"""
+
+
+@pytest.mark.e2e
+async def test_tree_of_what_the_apply_service_applied(
+    nats_url: str, git_server: GitServer, tmp_path: Path
+) -> None:
+    """A root Kustomization applies a ConfigMap and a second Kustomization, which applies a
+    Deployment: the tree is read from the inventories source, build and apply wrote."""
+    _bare, url = git_server.new_repo("tree-fleet")
+    files = {"infra/settings.yaml": SETTINGS, "infra/apps.yaml": FLEET_KUSTOMIZATION, "apps/web.yaml": WEB}
+    await asyncio.to_thread(seed_repo, url, files)
+    async with emulated_cluster(tmp_path, (NS, "apps")) as cluster:
+        common = {"nats_url": nats_url, "kubeconfig": cluster.kubeconfig}
+        async with (
+            running_service(
+                SOURCE,
+                **common,
+                artifact_store=f"file://{tmp_path / 'source'}",
+                artifact_addr="127.0.0.1:0",
+                git_cache_dir=str(tmp_path / "git-cache"),
+                allow_file_urls=True,
+            ),
+            running_service(
+                BUILD, **common, artifact_store=f"file://{tmp_path / 'build'}", artifact_addr="127.0.0.1:0"
+            ),
+            running_service(APPLY, **common),
+        ):
+            git = {"url": url, "interval": "10m", "ref": {"branch": "main"}}
+            await cluster.kube.create(
+                {
+                    "apiVersion": GIT,
+                    "kind": "GitRepository",
+                    "metadata": {"name": "fleet", "namespace": NS},
+                    "spec": git,
+                }
+            )
+            root = kustomization("fleet", "./infra")
+            root["spec"]["sourceRef"]["name"] = "fleet"
+            await cluster.kube.create(root)
+
+            async def inventory(name: str) -> list[str]:
+                obj = await cluster.kube.get(KS, "Kustomization", name, NS)
+                entries = ((obj or {}).get("status") or {}).get("inventory", {}).get("entries") or []
+                return [entry["id"] for entry in entries]
+
+            await eventually(lambda: inventory("apps"), timeout=60, what="the nested Kustomization applied")
+
+            code, out = await asyncio.to_thread(cli_tree, cluster.kubeconfig, "fleet")
+
+    assert code == 0, out
+    assert out == (
+        "Kustomization/flux-system/fleet\n"
+        "├── ConfigMap/flux-system/settings\n"
+        "└── Kustomization/flux-system/apps\n"
+        "    └── Deployment/apps/web\n"
+    )
+
+
+def cli_tree(kubeconfig: str, *args: str) -> tuple[int, str]:
+    """The command in a thread of this process with its output captured (it runs its own loop)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["tree", "kustomization", *args, "--kubeconfig", kubeconfig])
+    return code, buffer.getvalue()
