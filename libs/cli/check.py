@@ -21,6 +21,7 @@ from typing import Any
 from libs.cli import install, tree
 from libs.cli.events import NoNats, nats_url
 from libs.common import names
+from libs.common.api import meta
 from libs.common.api.crd import crd_documents
 from libs.common.api.duration import parse_duration
 from libs.common.bus import StreamReport, stream_report
@@ -32,6 +33,7 @@ from libs.kstatus import compute
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 MIN_KUBERNETES = (1, 28, 0)
+MIN_POLL = 0.05
 MIN_KUBERNETES_TEXT = ">=1.28.0-0"
 PART_OF = "app.kubernetes.io/part-of=sluice"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -224,6 +226,14 @@ def check_distribution(found: Sequence[dict[str, Any]], namespace: str, report: 
             report.fail(f"a Sluice workload in {namespace} has no {VERSION_LABEL} label: reinstall it")
 
 
+async def check_bootstrapped(kube: Kube, namespace: str, report: Report) -> None:
+    """Like flux: the namespace is managed by a Kustomization (`sluice bootstrap` makes it so).
+    Informational: an install without Git is not an error."""
+    ns = await kube.get("v1", "Namespace", namespace)
+    managed = meta.KUSTOMIZE_NAME_LABEL in _labels(ns or {})
+    report.ok(f"bootstrapped: {'true' if managed else 'false'}")
+
+
 def _labels(obj: dict[str, Any]) -> dict[str, Any]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
@@ -244,7 +254,7 @@ async def wait_current(
             names_ = ", ".join(o["metadata"]["name"] for o in pending)
             report.waiting(f"waiting for {names_} to be ready (up to {options.timeout:g}s)")
             announced = True
-        await asyncio.sleep(min(options.poll_interval, max(0.0, deadline - time.monotonic())))
+        await asyncio.sleep(min(max(options.poll_interval, MIN_POLL), max(0.0, deadline - time.monotonic())))
         found = await workloads(kube, options.namespace)
 
 
@@ -254,7 +264,7 @@ def check_controllers(found: Sequence[dict[str, Any]], options: Options, report:
         if component not in present:
             report.fail(
                 f"{component}: deployment sluice-{component} not found in namespace {options.namespace} "
-                f"(install it: sluice install --components-extra {component})"
+                f"(install it: sluice install --components {','.join(options.required)})"
             )
     for obj in found:
         kind, name = str(obj["kind"]).lower(), obj["metadata"]["name"]
@@ -298,6 +308,10 @@ def _owner(consumer: str, components: Sequence[str]) -> str | None:
 
 
 def report_stream(stream: StreamReport, components: Sequence[str], report: Report) -> None:
+    """The stream, each durable consumer with its backlog, and ✗ for an installed service
+    without one (it never bound to this stream)."""
+    if stream.server_version:
+        report.ok(f"NATS server {stream.server_version}")
     if not stream.exists:
         report.fail(
             f"stream {stream.name} not found: no Sluice service has connected to this NATS server yet "
@@ -352,6 +366,8 @@ async def check(kube: Kube, options: Options, say: Callable[[str], None]) -> boo
         return _summary(report, options)
     found = await workloads(kube, options.namespace)
     check_distribution(found, options.namespace, report)
+    if found:
+        await check_bootstrapped(kube, options.namespace, report)
     report.action("checking controllers")
     found = await wait_current(kube, found, options, report)
     check_controllers(found, options, report)

@@ -17,6 +17,7 @@ import pytest
 from libs.cli.install import DEFAULT_COMPONENTS, apply_objects, manifests_dir, objects_of, render
 from libs.cli.main import main
 from libs.common.api.crd import crd_documents
+from libs.common.bus import stream_report
 from libs.devservers.nats import NatsServer
 from libs.devservers.ports import free_port
 from libs.kube_emulator import KubeEmulator
@@ -118,10 +119,15 @@ def test_held_rollout_missing_crd_and_missing_component_are_named(
         ),
     )
 
+    # what the apply service puts on the objects of a Kustomization, as after `sluice bootstrap`
+    label = {"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "flux-system"}}}
+    kube_run(empty_cluster, lambda kube: kube.patch("v1", "Namespace", NS, label))
+
     code, out = check(empty_cluster, capsys, "--timeout", "2s", "--components-extra", "image-scan")
 
     assert code == 1
     assert "✔ distribution: sluice-v0.1.0" in out
+    assert "✔ bootstrapped: true" in out
     waiting = out.index("► checking controllers") + 1
     assert out[waiting].startswith("◎ waiting for ") and "sluice-build" in out[waiting]
     assert out[waiting].endswith(" to be ready (up to 2s)")
@@ -131,7 +137,13 @@ def test_held_rollout_missing_crd_and_missing_component_are_named(
         assert f"✔ {ready}: deployment ready" in out
         assert f"► ghcr.io/sluice-dev/{ready}:0.1.0" in out
     assert "✔ sluice-nats: statefulset ready" in out
-    assert any(line.startswith("✗ image-scan: deployment sluice-image-scan not found") for line in out)
+    missing = [
+        line for line in out if line.startswith("✗ image-scan: deployment sluice-image-scan not found")
+    ]
+    assert len(missing) == 1
+    assert missing[0].endswith(
+        "(install it: sluice install --components source,build,apply,notify,image-scan)"
+    )
     assert "✔ gitrepositories.source.toolkit.fluxcd.io/v1" in out
     assert "✔ imagepolicies.image.toolkit.fluxcd.io/v1" in out
     assert (
@@ -146,6 +158,17 @@ def test_unknown_component_is_refused_with_the_valid_names(
     code, out = check(empty_cluster, capsys, "--components", "source,helm-controller")
     assert code == 1
     assert out[0].startswith("✗ ") and "helm-controller" in out[0]
+
+
+def test_a_stream_nobody_created_is_reported_missing_not_created(
+    empty_cluster: str, nats_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install(empty_cluster, objects_of(render(DEFAULT_COMPONENTS)))
+    code, out = check(empty_cluster, capsys, "--nats", nats_url)
+    assert code == 1
+    assert any(line.startswith("✔ NATS server 2.") for line in out)
+    assert any(line.startswith("✗ stream SLUICE not found: no Sluice service has connected") for line in out)
+    assert not asyncio.run(stream_report(nats_url)).exists
 
 
 async def sluice(cwd: Path, *argv: str) -> tuple[int, list[str]]:
@@ -207,7 +230,9 @@ async def test_healthy_installation_passes_with_its_nats_consumers(nats_url: str
         assert f"► ghcr.io/sluice-dev/sluice-{component}:0.1.0" in out
     crds = [line for line in out if ".toolkit.fluxcd.io" in line]
     assert crds == [line for line in crds if line.startswith("✔ ")] and len(crds) == len(CRD_NAMES)
+    assert "✔ bootstrapped: false" in out  # installed, not managed from Git
     assert f"► checking NATS at {nats_url}" in out
+    assert any(line.startswith("✔ NATS server 2.") for line in out)
     assert any(line.startswith("✔ stream SLUICE: ") for line in out)
     consumers = {line.split()[2].rstrip(":") for line in out if line.startswith("✔ consumer ")}
     assert {

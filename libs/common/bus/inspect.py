@@ -37,6 +37,7 @@ class StreamReport:
 
     name: str
     exists: bool
+    server_version: str = ""
     messages: int = 0
     bytes: int = 0
     consumers: list[ConsumerReport] = field(default_factory=list)
@@ -78,12 +79,13 @@ async def stream_report(
     except Exception as exc:
         cause = errors[-1] if errors else exc
         raise ConnectionError(f"cannot reach NATS at {where}: {_reason(cause)}") from None
+    version = _server_version(nc)
     try:
         js = nc.jetstream(timeout=timeout)
         try:
             info = await js.stream_info(stream)
         except nats.js.errors.NotFoundError:
-            return StreamReport(name=stream, exists=False)
+            return StreamReport(name=stream, exists=False, server_version=version)
         consumers = await js.consumers_info(stream)
     except (nats.errors.Error, TimeoutError) as exc:
         # A subject the user may not publish to is refused asynchronously (the request itself
@@ -96,10 +98,20 @@ async def stream_report(
     return StreamReport(
         name=stream,
         exists=True,
+        server_version=version,
         messages=int(info.state.messages),
         bytes=int(info.state.bytes),
         consumers=sorted((_consumer(c) for c in consumers), key=lambda c: c.name),
     )
+
+
+def _server_version(nc: nats.NATS) -> str:
+    """`2.10.22`, from the server's INFO; empty when it sent none we can read."""
+    announced = nc.connected_server_version
+    try:
+        return f"{announced.major}.{announced.minor}.{announced.patch}"
+    except (ValueError, TypeError):
+        return ""
 
 
 def _consumer(info: nats.js.api.ConsumerInfo) -> ConsumerReport:
