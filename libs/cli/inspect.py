@@ -722,6 +722,8 @@ async def diff_object(kube: Kube, obj: dict[str, Any], sensitive: Collection[str
     live = await kube.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"))
     if live is None:
         return "created", []
+    if _annotation(obj, meta.KUSTOMIZE_SSA_ANNOTATION) == "ifnotpresent":
+        return "skipped", []  # the apply service creates it once and never updates it
     merged = await kube.apply(obj, field_manager=names.FIELD_MANAGER, force=True, dry_run=True)
     before, after = normalize(live), normalize(merged)
     if before == after:
@@ -735,15 +737,17 @@ async def diff_object(kube: Kube, obj: dict[str, Any], sensitive: Collection[str
 
 def _disabled(obj: Mapping[str, Any]) -> bool:
     """`kustomize.toolkit.fluxcd.io/reconcile: disabled` or `ssa: ignore`: the apply service skips it."""
+    return (
+        _annotation(obj, meta.KUSTOMIZE_RECONCILE_ANNOTATION) == "disabled"
+        or _annotation(obj, meta.KUSTOMIZE_SSA_ANNOTATION) == "ignore"
+    )
+
+
+def _annotation(obj: Mapping[str, Any], key: str) -> str:
+    """An annotation (or label: Flux reads both) in lower case, or ''."""
     md = obj.get("metadata") or {}
-    for key, off in (
-        (meta.KUSTOMIZE_RECONCILE_ANNOTATION, "disabled"),
-        (meta.KUSTOMIZE_SSA_ANNOTATION, "ignore"),
-    ):
-        value = (md.get("annotations") or {}).get(key) or (md.get("labels") or {}).get(key) or ""
-        if str(value).lower() == off:
-            return True
-    return False
+    value = (md.get("annotations") or {}).get(key) or (md.get("labels") or {}).get(key) or ""
+    return str(value).lower()
 
 
 def normalize(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -358,7 +358,7 @@ def test_diff_reports_created_then_nothing_then_drift_and_deletions(
     assert "changed-by-hand-value" not in out
 
 
-def test_diff_without_prune_reports_no_deletions_and_skips_disabled_objects(
+def test_diff_without_prune_reports_no_deletions_and_skips_objects_the_apply_service_leaves_alone(
     kubeconfig: str, apps: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ks = kustomization(prune=False)
@@ -375,6 +375,10 @@ def test_diff_without_prune_reports_no_deletions_and_skips_disabled_objects(
     annotated = text.replace("  name: settings\n", "  name: settings\n  annotations:\n    "
                              f"{meta.KUSTOMIZE_RECONCILE_ANNOTATION}: disabled\n")  # fmt: skip
     (apps / "configmap.yaml").write_text(annotated.replace("hello", "bye"))
+    once = DEPLOYMENT.replace(
+        "  name: web\n", f"  name: web\n  annotations:\n    {meta.KUSTOMIZE_SSA_ANNOTATION}: IfNotPresent\n"
+    )
+    (apps / "deployment.yaml").write_text(once.replace("${REPLICAS}", "7"))  # created once, never updated
 
     code, out, err = run(capsys, "--kubeconfig", kubeconfig, "diff", "ks", "apps", "--path", str(apps))
 
