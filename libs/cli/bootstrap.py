@@ -137,25 +137,45 @@ def with_user(url: str, username: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{username}@{parts.netloc}"))
 
 
-def options_from(args: argparse.Namespace) -> Options:
-    """Check the flags; every problem is a BootstrapError saying which flag and what is accepted."""
-    scheme = urlsplit(args.url).scheme
-    if scheme not in ("ssh", "https", "http", "file"):
+def _check_url(url: str, allow_insecure_http: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ssh", "https", "http", "file"):
         raise BootstrapError(
-            f"--url {safe_url(args.url)!r} is not supported: use ssh://user@host/repo.git, "
+            f"--url {safe_url(url)!r} is not supported: use ssh://user@host/repo.git, "
             "https://host/repo.git or file:///path/repo.git (scp-like git@host:repo is not accepted, as in Flux)"
         )
-    if urlsplit(args.url).password is not None:
+    if parts.password is not None:
         raise BootstrapError(
             "--url carries a password, which would be committed to the repository in gotk-sync.yaml: "
             "pass it with --password (or $GIT_PASSWORD) instead"
         )
+    if parts.scheme == "http" and not allow_insecure_http:
+        raise BootstrapError(
+            "--url is plain http: credentials and manifests would travel unencrypted; "
+            "use https, or pass --allow-insecure-http if you mean it"
+        )
+
+
+def _check_auth(args: argparse.Namespace, scheme: str) -> None:
+    if args.private_key_file and scheme != "ssh":
+        raise BootstrapError("--private-key-file is for ssh:// URLs; use --username/--password for https")
+    if args.token_auth and scheme not in ("http", "https"):
+        raise BootstrapError("--token-auth is for https URLs")
+    if args.token_auth and not (args.password or os.environ.get("GIT_PASSWORD")):
+        raise BootstrapError(
+            "--token-auth sends --password as a bearer token: give the token with --password or $GIT_PASSWORD"
+        )
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    """Check the flags; every problem is a BootstrapError saying which flag and what is accepted."""
+    _check_url(args.url, args.allow_insecure_http)
+    scheme = urlsplit(args.url).scheme
     if args.namespace != install.NAMESPACE:
         raise BootstrapError(
             f"Sluice installs into the {install.NAMESPACE!r} namespace; drop -n {args.namespace}"
         )
-    if args.private_key_file and scheme != "ssh":
-        raise BootstrapError("--private-key-file is for ssh:// URLs; use --username/--password for https")
+    _check_auth(args, scheme)
     try:
         components = install.select_components(args.components, args.components_extra)
         timeout = parse_duration(args.timeout)
@@ -755,6 +775,11 @@ def add_parsers(sub: Any) -> None:
         dest="token_auth",
         action="store_true",
         help="send --password as a bearer token (Secret key bearerToken)",
+    )
+    p.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// URL (credentials unencrypted)",
     )
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for https Git servers (Secret key ca.crt)")
     p.add_argument(

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from libs.cli import bootstrap as bs
+from libs.cli.main import main
 from libs.common.kube import Kube
 from libs.devservers.git import GitError, head, log_messages, seed_repo, show_file
 from libs.git import Credentials, Git, git_env
@@ -268,15 +269,6 @@ def test_scp_like_urls_are_refused_with_the_accepted_forms() -> None:
     assert "ssh://user@host/repo.git" in out
 
 
-def test_unknown_components_name_the_valid_ones() -> None:
-    rc, out = sluice(
-        "bootstrap", "git", "--url", "ssh://git@127.0.0.1/x.git",
-        "--components-extra", "helm-controller",
-    )  # fmt: skip
-    assert rc == 1
-    assert "helm-controller" in out
-
-
 def test_a_generated_key_is_kept_in_the_cluster_and_the_user_told_to_add_it(
     git_server: GitServer, kubeconfig: str
 ) -> None:
@@ -327,7 +319,7 @@ def test_file_urls_bootstrap_with_a_warning_and_time_out_saying_what_to_check(
     bare, url = git_server.new_repo("bootstrap-file")
     started = time.monotonic()
     rc, out = sluice(
-        "--kubeconfig", kubeconfig, "bootstrap", "git", "--url", url, "--path", "clusters/dev", "--timeout", "10s"
+        "--kubeconfig", kubeconfig, "bootstrap", "git", "--url", url, "--path", "clusters/dev", "--timeout", "3s"
     )  # fmt: skip
     assert rc == 1, out
     assert time.monotonic() - started < 30
@@ -353,10 +345,29 @@ def test_file_urls_bootstrap_with_a_warning_and_time_out_saying_what_to_check(
     assert repo is not None and repo["spec"]["url"] == url
 
 
-def test_a_password_in_the_url_is_refused_before_anything_is_written() -> None:
-    rc, out = sluice("bootstrap", "git", "--url", "https://me:s3cret@git.example.com/fleet.git")
-    assert rc == 1
-    assert "--password" in out and "committed to the repository" in out
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--url", "https://me:s3cret@git.example.com/fleet.git"], "committed to the repository"),
+        (["--url", "http://git.example.com/fleet.git"], "--allow-insecure-http"),
+        (["--url", "https://git.example.com/fleet.git", "--token-auth"], "give the token with --password"),
+        (["--url", "ssh://git@git.example.com/fleet.git", "--token-auth", "-p", "s3cret"], "for https URLs"),
+        (["--url", "https://git.example.com/fleet.git", "--private-key-file", "k"], "for ssh:// URLs"),
+        (["--url", "file:///x.git", "--interval", "soon"], "invalid duration"),
+        (["--url", "file:///x.git", "--path", "../x"], "relative path inside the repository"),
+        (["--url", "file:///x.git", "-n", "apps"], "drop -n apps"),
+        (["--url", "file:///x.git", "--components-extra", "helm-controller"], "helm-controller"),
+        (["--url", "file:///x.git", "--components", "source,nope"], "valid components"),
+    ],
+)
+def test_flags_that_cannot_work_are_refused_before_anything_is_written(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In process (nothing here reaches a cluster or a server): the exit code and what is printed."""
+    assert main(["bootstrap", "git", *argv]) == 1
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert says in out
     assert "s3cret" not in out
 
 

@@ -298,6 +298,10 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
         "ks": await env.get(KS, "Kustomization", "flux-system"),
         "nats": await env.get("v1", "Secret", "sluice-nats-users"),
     }
+    generations = {
+        c: (await env.get("apps/v1", "Deployment", f"sluice-{c}"))["metadata"]["generation"]
+        for c in DEFAULT_COMPONENTS
+    }
     rc, again = await env.bootstrap()
     assert rc == 0, again
     assert "✔ component manifests are up to date" in again
@@ -312,6 +316,9 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
         now = await env.get(api, kind, "flux-system")
         assert now["metadata"]["generation"] == before[key]["metadata"]["generation"], kind
     assert decoded(await env.get("v1", "Secret", "sluice-nats-users")) == decoded(before["nats"])
+    for component, generation in generations.items():
+        now = await env.get("apps/v1", "Deployment", f"sluice-{component}")
+        assert now["metadata"]["generation"] == generation, f"sluice-{component} re-rolled"
     print(f"bootstrap took {took:.1f}s")
 
 
