@@ -20,6 +20,7 @@ from typing import Any
 
 from libs.cli import install, tree
 from libs.cli.events import NoNats, nats_url
+from libs.cli.kinds import with_kube
 from libs.common import names
 from libs.common.api import meta
 from libs.common.api.crd import crd_documents
@@ -418,22 +419,12 @@ def run(args: argparse.Namespace) -> int:
         _say(f"✗ {exc}")
         return 1
 
-    async def work(kube: Kube) -> bool:
-        return await check(kube, options, _say)
-
     try:
-        kube = Kube.from_config(args.kubeconfig, context=args.context)
+        ok = with_kube(args.kubeconfig, args.context, lambda kube: check(kube, options, _say))
     except KubeError as exc:
-        _say(f"✗ {exc} (pass --kubeconfig/--context or set KUBECONFIG)")
+        _say(f"✗ {exc} (check --kubeconfig/--context, and that you may read {options.namespace})")
         return 1
-    return 0 if asyncio.run(_closing(kube, work)) else 1
-
-
-async def _closing(kube: Kube, work: Callable[[Kube], Any]) -> bool:
-    try:
-        return bool(await work(kube))
-    finally:
-        await kube.close()
+    return 0 if ok else 1
 
 
 def add_parsers(sub: Any) -> None:

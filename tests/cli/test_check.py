@@ -94,6 +94,15 @@ def test_unreachable_cluster_says_what_to_check(tmp_path: Path, capsys: pytest.C
     assert out[-1] == "✗ check failed: fix the ✗ lines above before installing"
 
 
+def test_no_usable_kubeconfig_says_how_to_point_at_a_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check(str(tmp_path / "no-such-kubeconfig"), capsys)
+    assert code == 1
+    assert len(out) == 1 and out[0].startswith("✗ no usable Kubernetes configuration: ")
+    assert "--kubeconfig/--context" in out[0]
+
+
 def test_empty_cluster_fails_naming_every_missing_part(
     empty_cluster: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
