@@ -37,6 +37,7 @@ from libs.common.api.kustomize.kustomization import Kustomization
 from libs.common.api.source.gitrepository import GitRepository
 from libs.common.kube import Kube, KubeError
 from libs.git import Credentials, Git, GitError, git_env
+from libs.kustomize import KustomizeError, build
 
 #: Top-level command name → its implementation (see libs/cli/main.py).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -686,7 +687,7 @@ async def _sync_repository(
     )
 
     _say(f'► installing components in "{install.NAMESPACE}" namespace')
-    components = install.objects_of(components_yaml)
+    components = await _flux_system_objects(repo, opts) or install.objects_of(components_yaml)
     # Flux's bootstrap prints the summary, not a line per object.
     await install.apply_objects(kube, components, lambda line: None)
     _say("✔ installed components")
@@ -698,19 +699,35 @@ async def _sync_repository(
         )
 
     _say("► generating sync manifests")
-    sync_yaml = sync_manifests(opts)
-    files = {
-        opts.file_in_repo(SYNC_FILE): sync_yaml,
-        opts.file_in_repo(KUSTOMIZATION_FILE): kustomization_manifest(),
-    }
+    files = {opts.file_in_repo(SYNC_FILE): sync_manifests(opts)}
+    if not (repo.workdir / opts.file_in_repo(KUSTOMIZATION_FILE)).exists():
+        # Written once: users customise Sluice with patches in it, as in Flux, and a re-run keeps them.
+        files[opts.file_in_repo(KUSTOMIZATION_FILE)] = kustomization_manifest()
     _say("✔ generated sync manifests")
     await commit_files(repo, opts, files, "sync", "Add Sluice sync manifests")
 
     _say("► applying sync manifests")
-    for obj in install.objects_of(sync_yaml):
-        await kube.apply(obj, field_manager=FIELD_MANAGER)
+    built = await _flux_system_objects(repo, opts)
+    for obj in built or []:
+        if obj["kind"] in (GitRepository.KIND, Kustomization.KIND):
+            await kube.apply(obj, field_manager=FIELD_MANAGER)
     _say("✔ reconciled sync configuration")
     return await repo.head(), components
+
+
+async def _flux_system_objects(repo: Repository, opts: Options) -> list[dict[str, Any]] | None:
+    """`kustomize build <path>/flux-system` of the clone — the components and sync objects with the
+    user's patches, what the cluster itself will apply — or None before it has a kustomization.yaml."""
+    directory = repo.workdir / opts.file_in_repo("")
+    if not (directory / KUSTOMIZATION_FILE).exists():
+        return None
+    try:
+        result = await asyncio.to_thread(build, directory)
+    except KustomizeError as exc:
+        raise BootstrapError(
+            f"{opts.file_in_repo(KUSTOMIZATION_FILE)} in the repository does not build: {exc}; fix it and re-run"
+        ) from None
+    return install.objects_of(result.to_yaml())
 
 
 def _clone_advice(exc: GitError, opts: Options) -> str:

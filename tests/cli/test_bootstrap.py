@@ -345,6 +345,55 @@ def test_file_urls_bootstrap_with_a_warning_and_time_out_saying_what_to_check(
     assert repo is not None and repo["spec"]["url"] == url
 
 
+CUSTOMIZED = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- gotk-components.yaml
+- gotk-sync.yaml
+patches:
+- target: {kind: Deployment, name: sluice-source}
+  patch: |
+    - op: add
+      path: /metadata/annotations
+      value: {customized: "yes"}
+"""
+
+
+def test_a_customized_flux_system_kustomization_is_kept_and_applied(
+    git_server: GitServer, kubeconfig: str
+) -> None:
+    """As with Flux, users patch Sluice through <path>/flux-system/kustomization.yaml: a re-run keeps
+    their file and installs what it builds, patches included."""
+    bare, url = git_server.new_repo("bootstrap-customized")
+    argv = (
+        "--kubeconfig",
+        kubeconfig,
+        "bootstrap",
+        "git",
+        "--url",
+        url,
+        "--path",
+        "clusters/dev",
+        "--timeout",
+        "3s",
+    )
+    rc, out = sluice(*argv)
+    assert rc == 1 and "✔ installed components" in out, out  # no services here: the wait times out
+    seed_repo(url, {"clusters/dev/flux-system/kustomization.yaml": CUSTOMIZED}, "Patch sluice-source")
+    pushed = head(bare, "main")
+
+    rc, out = sluice(*argv)
+    assert rc == 1 and "✔ sync manifests are up to date" in out, out
+    assert head(bare, "main") == pushed, "the user's kustomization.yaml is not overwritten"
+    assert show_file(bare, "clusters/dev/flux-system/kustomization.yaml") == CUSTOMIZED
+
+    async def annotations(kube: Kube) -> Any:
+        deployment = await kube.get("apps/v1", "Deployment", "sluice-source", "flux-system")
+        return (deployment or {}).get("metadata", {}).get("annotations") or {}
+
+    assert kube_run(kubeconfig, annotations).get("customized") == "yes"
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
