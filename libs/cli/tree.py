@@ -63,12 +63,16 @@ class Node:
 
 
 def parse_entry(entry_id: str) -> Node:
-    """An inventory id `<namespace>_<name>_<group>_<kind>` (namespace and group may be empty)."""
-    parts = entry_id.split("_")
-    if len(parts) != 4 or not parts[1] or not parts[3]:
+    """An inventory id `<namespace>_<name>_<group>_<kind>` (namespace and group may be empty).
+
+    Read like Flux's (cli-utils) parser: namespace up to the first `_`, kind and group from the
+    end, the rest is the name, in which `__` stands for `:` (RBAC names like `system:viewer`)."""
+    namespace, sep, rest = entry_id.partition("_")
+    rest, sep_kind, kind = rest.rpartition("_")
+    name, sep_group, group = rest.rpartition("_")
+    if not (sep and sep_kind and sep_group and name and kind):
         raise TreeError(f"inventory entry {entry_id!r} is not <namespace>_<name>_<group>_<kind>")
-    namespace, name, group, kind = parts
-    return Node(kind=kind, group=group, namespace=namespace, name=name)
+    return Node(kind=kind, group=group, namespace=namespace, name=name.replace("__", ":"))
 
 
 def render(root: Node) -> str:

@@ -70,7 +70,12 @@ APPS = [
     # an inventory that lists an ancestor is drawn once, not followed round the cycle
     "flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization",
 ]
-INFRA = ["flux-system_podinfo_source.toolkit.fluxcd.io_HelmRepository", "infra_cert-manager__Namespace"]
+INFRA = [
+    "flux-system_podinfo_source.toolkit.fluxcd.io_HelmRepository",
+    "_cert-manager__Namespace",
+    # Flux writes a colon in an RBAC name as a double underscore
+    "_system__sluice-reader_rbac.authorization.k8s.io_ClusterRole",
+]
 
 
 @pytest.fixture
@@ -103,7 +108,8 @@ def test_tree_expands_nested_kustomizations(fleet: str, capsys: pytest.CaptureFi
         "│   ├── Service/apps/podinfo\n"
         "│   ├── Kustomization/flux-system/infra\n"
         "│   │   ├── HelmRepository/flux-system/podinfo\n"
-        "│   │   └── Namespace/infra/cert-manager\n"
+        "│   │   ├── Namespace/cert-manager\n"
+        "│   │   └── ClusterRole/system:sluice-reader\n"
         "│   └── Kustomization/flux-system/flux-system\n"
         "└── Kustomization/flux-system/gone\n"
     )
@@ -135,7 +141,11 @@ def test_json_and_yaml_are_the_same_tree_as_data(fleet: str, capsys: pytest.Capt
     assert [c["resource"]["Name"] for c in children] == ["podinfo", "podinfo", "infra", "flux-system"]
     assert children[1]["resource"]["GroupKind"] == {"Group": "", "Kind": "Service"}
     assert "resources" not in children[0]  # leaves carry no empty list, like flux's omitempty
-    assert [c["resource"]["Name"] for c in children[2]["resources"]] == ["podinfo", "cert-manager"]
+    assert [c["resource"]["Name"] for c in children[2]["resources"]] == [
+        "podinfo",
+        "cert-manager",
+        "system:sluice-reader",
+    ]
 
     code, out = tree(fleet, capsys, "apps", "-o", "yaml")
     assert code == 0, out
