@@ -4,6 +4,7 @@ roll out."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 from libs.common.kube import Kube
 from libs.kstatus import compute
 from libs.kube_emulator import KubeEmulator
-from tests.deploy.manifests import OVERLAYS, built, workloads
+from libs.kustomize import build
+from tests.deploy.manifests import DEPLOY, OVERLAYS, built, workloads
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -31,9 +33,21 @@ async def install(kube: Kube, objects: list[dict[str, Any]]) -> None:
         await kube.apply(obj, field_manager=FIELD_MANAGER)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+def with_autoscaling(tmp_path: Path) -> list[dict[str, Any]]:
+    """overlays/full plus the optional HPA component, as a user's overlay would add it."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(DEPLOY, copy / "deploy" / "k8s")
+    mine = copy / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(
+        "resources: [../deploy/k8s/overlays/full]\ncomponents: [../deploy/k8s/components/autoscaling]\n"
+    )
+    return build(mine).resources
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "full+autoscaling"])
 async def test_overlay_applies_cleanly_and_every_workload_rolls_out(overlay: str, tmp_path: Path) -> None:
-    objects = built(f"overlays/{overlay}")
+    objects = with_autoscaling(tmp_path) if overlay == "full+autoscaling" else built(f"overlays/{overlay}")
     async with KubeEmulator() as emulator:
         kube = Kube.from_config(str(emulator.write_kubeconfig(tmp_path / "kubeconfig")))
         try:
