@@ -260,16 +260,17 @@ def kustomization_manifest() -> str:
 # --- ssh keys and known_hosts -------------------------------------------------------------------
 
 
-async def _run(*argv: str, stdin: bytes | None = None, timeout: float = 30.0) -> tuple[int, str, str]:
+async def _run(*argv: str, timeout: float = 30.0) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of a short tool run (ssh-keyscan, ssh-keygen)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(timeout):
-            out, err = await proc.communicate(stdin)
+            out, err = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -207,6 +207,12 @@ async def test_private_key_files_give_their_own_public_key(git_server: GitServer
         await bs.read_key_pair(not_a_key)
     with pytest.raises(bs.BootstrapError, match="cannot read --private-key-file"):
         await bs.read_key_pair(tmp_path / "missing")
+    locked = tmp_path / "locked"
+    keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "hunter2", "-f", str(locked)]
+    await asyncio.to_thread(subprocess.run, keygen, check=True)
+    with pytest.raises(bs.BootstrapError, match="passphrase; that is not supported yet") as caught:
+        await bs.read_key_pair(locked)
+    assert "hunter2" not in str(caught.value)
 
 
 async def test_generated_keys_are_ed25519_by_default() -> None:
