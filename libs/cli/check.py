@@ -132,17 +132,20 @@ async def check_kubernetes(kube: Kube, report: Report) -> bool:
             "check --kubeconfig/--context (or $KUBECONFIG)"
         )
         return False
-    info = await kube.server_version()
+    ok, line = judge_kubernetes(await kube.server_version())
+    (report.ok if ok else report.fail)(line)
+    return True
+
+
+def judge_kubernetes(info: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the API's /version meets the minimum, and the line that says so."""
     version = parse_kubernetes_version(info)
     if version is None:
-        report.fail(f"cannot tell the Kubernetes version from {info.get('gitVersion')!r}")
-        return True
+        return False, f"cannot tell the Kubernetes version from {info.get('gitVersion')!r}"
     text = ".".join(str(part) for part in version)
     if version < MIN_KUBERNETES:
-        report.fail(f"Kubernetes version {text} does not match {MIN_KUBERNETES_TEXT}: upgrade the cluster")
-    else:
-        report.ok(f"Kubernetes {text} {MIN_KUBERNETES_TEXT}")
-    return True
+        return False, f"Kubernetes version {text} does not match {MIN_KUBERNETES_TEXT}: upgrade the cluster"
+    return True, f"Kubernetes {text} {MIN_KUBERNETES_TEXT}"
 
 
 async def can(kube: Kube, verb: str, access: Access, namespace: str) -> tuple[bool, str]:

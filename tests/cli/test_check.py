@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from libs.cli.check import judge_kubernetes
 from libs.cli.install import DEFAULT_COMPONENTS, apply_objects, manifests_dir, objects_of, render
 from libs.cli.main import main
 from libs.common.api.crd import crd_documents
@@ -65,6 +66,26 @@ def held(objects: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
         if obj["kind"] == "Deployment" and obj["metadata"]["name"] == name:
             obj["metadata"].setdefault("annotations", {})[HOLD] = "hold"
     return objects
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("info", "expected"),
+    [
+        ({"gitVersion": "v1.32.0"}, (True, "Kubernetes 1.32.0 >=1.28.0-0")),
+        ({"gitVersion": "v1.28.0"}, (True, "Kubernetes 1.28.0 >=1.28.0-0")),
+        ({"gitVersion": "v1.30.1-gke.1128000"}, (True, "Kubernetes 1.30.1 >=1.28.0-0")),
+        ({"major": "1", "minor": "29+"}, (True, "Kubernetes 1.29.0 >=1.28.0-0")),
+        (
+            {"gitVersion": "v1.27.16"},
+            (False, "Kubernetes version 1.27.16 does not match >=1.28.0-0: upgrade the cluster"),
+        ),
+        ({"gitVersion": "dev"}, (False, "cannot tell the Kubernetes version from 'dev'")),
+    ],
+)
+def test_kubernetes_version_against_the_minimum(info: dict[str, str], expected: tuple[bool, str]) -> None:
+    """The emulator always says v1.32.0; the other answers real API servers give, as data."""
+    assert judge_kubernetes(info) == expected
 
 
 def test_pre_check_passes_on_the_emulator(empty_cluster: str, capsys: pytest.CaptureFixture[str]) -> None:
