@@ -200,11 +200,21 @@ def images(obj: dict[str, Any]) -> list[str]:
 
 
 async def workloads(kube: Kube, namespace: str) -> list[dict[str, Any]]:
-    """Sluice's Deployments and StatefulSets (NATS) in the namespace, by component."""
+    """Sluice's Deployments and StatefulSets (NATS) in the namespace, by component: those labelled
+    part-of=sluice, and the well-known names (`sluice-<component>`) should a tool have dropped
+    the labels."""
     found: list[dict[str, Any]] = []
     for kind in ("Deployment", "StatefulSet"):
         items, _ = await kube.list_objects("apps/v1", kind, namespace, label_selector=PART_OF)
         found.extend(items)
+    seen = {(o["kind"], o["metadata"]["name"]) for o in found}
+    known = [("StatefulSet", "sluice-nats")] + [
+        ("Deployment", f"sluice-{c}") for c in (*install.DEFAULT_COMPONENTS, *install.EXTRA_COMPONENTS)
+    ]
+    unlabelled = await asyncio.gather(
+        *(kube.get("apps/v1", kind, name, namespace) for kind, name in known if (kind, name) not in seen)
+    )
+    found.extend(obj for obj in unlabelled if obj is not None)
     return sorted(found, key=_install_order)
 
 
@@ -222,12 +232,12 @@ def check_distribution(found: Sequence[dict[str, Any]], namespace: str, report: 
     if not services:
         report.fail(f"no Sluice components found in namespace {namespace}: install with `sluice install`")
         return
-    versions = sorted({str(_labels(o).get(VERSION_LABEL, "")) for o in services})
+    versions = sorted({str(_labels(o)[VERSION_LABEL]) for o in services if VERSION_LABEL in _labels(o)})
     for version in versions:
-        if version:
-            report.ok(f"distribution: sluice-v{version}")
-        else:
-            report.fail(f"a Sluice workload in {namespace} has no {VERSION_LABEL} label: reinstall it")
+        report.ok(f"distribution: sluice-v{version}")
+    unversioned = [o["metadata"]["name"] for o in services if VERSION_LABEL not in _labels(o)]
+    if unversioned:
+        report.action(f"version unknown for {', '.join(unversioned)} (no {VERSION_LABEL} label)")
 
 
 async def check_bootstrapped(kube: Kube, namespace: str, report: Report) -> None:

@@ -182,6 +182,21 @@ def test_held_rollout_missing_crd_and_missing_component_are_named(
     assert out[-1].startswith("✗ check failed")
 
 
+def test_a_workload_without_labels_is_still_found_by_its_name(
+    empty_cluster: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    objects = objects_of(render(DEFAULT_COMPONENTS))
+    for obj in objects:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "sluice-apply":
+            del obj["metadata"]["labels"]
+    install(empty_cluster, objects)
+    code, out = check(empty_cluster, capsys, "--timeout", "30s")
+    assert code == 0, out
+    assert "✔ distribution: sluice-v0.1.0" in out
+    assert "► version unknown for sluice-apply (no app.kubernetes.io/version label)" in out
+    assert "✔ sluice-apply: deployment ready" in out
+
+
 def test_unknown_component_is_refused_with_the_valid_names(
     empty_cluster: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
