@@ -24,7 +24,7 @@ from libs.cli.kinds import with_kube
 from libs.common import names
 from libs.common.api import meta
 from libs.common.api.crd import crd_documents
-from libs.common.api.duration import parse_duration
+from libs.common.api.duration import format_duration, parse_duration
 from libs.common.bus import StreamReport, stream_report
 from libs.common.kube import Kube, KubeError
 from libs.common.runtime.redact import redact_url
@@ -34,8 +34,8 @@ from libs.kstatus import compute
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 MIN_KUBERNETES = (1, 28, 0)
-MIN_POLL = 0.05
 MIN_KUBERNETES_TEXT = ">=1.28.0-0"
+MIN_POLL = 0.05
 PART_OF = "app.kubernetes.io/part-of=sluice"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 VERSION_LABEL = "app.kubernetes.io/version"
@@ -265,8 +265,8 @@ async def wait_current(
         if not pending or any(state.failed for state in states) or time.monotonic() >= deadline:
             return found
         if not announced:
-            names_ = ", ".join(o["metadata"]["name"] for o in pending)
-            report.waiting(f"waiting for {names_} to be ready (up to {options.timeout:g}s)")
+            listed = ", ".join(o["metadata"]["name"] for o in pending)
+            report.waiting(f"waiting for {listed} to be ready (up to {format_duration(options.timeout)})")
             announced = True
         await asyncio.sleep(min(max(options.poll_interval, MIN_POLL), max(0.0, deadline - time.monotonic())))
         found = await workloads(kube, options.namespace)
