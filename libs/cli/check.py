@@ -446,15 +446,29 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--pre", action="store_true", help="only run pre-installation checks")
     p.add_argument(
         "--components",
+        metavar="LIST",
         help="components that must be installed, comma-separated (default: check whatever is installed; "
         "source,build,apply,notify,image-scan,image-update or Flux controller names)",
     )
-    p.add_argument("--components-extra", help="components that must be installed in addition to --components")
     p.add_argument(
-        "--nats", help="NATS URL to check the stream at (default $SLUICE_NATS_URL, else .run/endpoints.json)"
+        "--components-extra",
+        metavar="LIST",
+        help="components that must be installed in addition to --components",
     )
-    p.add_argument("--timeout", default="5m", help="how long to wait for the components to be ready (5m)")
-    p.add_argument("--poll-interval", default="5s", help="how often to look while waiting (5s)")
+    p.add_argument(
+        "--nats",
+        metavar="URL",
+        help="NATS URL to check the stream at (default $SLUICE_NATS_URL, else .run/endpoints.json)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        default="5m",
+        help="how long to wait for the components to be ready (5m)",
+    )
+    p.add_argument(
+        "--poll-interval", metavar="DURATION", default="5s", help="how often to look while waiting (5s)"
+    )
     COMMANDS["check"] = run
     tree.add_parsers(sub)
     COMMANDS["tree"] = tree.run
