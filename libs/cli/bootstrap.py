@@ -160,6 +160,10 @@ def _check_url(url: str, allow_insecure_http: bool) -> None:
 def _check_auth(args: argparse.Namespace, scheme: str) -> None:
     if args.private_key_file and scheme != "ssh":
         raise BootstrapError("--private-key-file is for ssh:// URLs; use --username/--password for https")
+    if scheme == "ssh" and args.password and not args.private_key_file:
+        raise BootstrapError(
+            "--password with an ssh:// URL is the passphrase of --private-key-file; give that too"
+        )
     if args.token_auth and scheme not in ("http", "https"):
         raise BootstrapError("--token-auth is for https URLs")
     if args.token_auth and not (args.password or os.environ.get("GIT_PASSWORD")):
@@ -198,7 +202,7 @@ def options_from(args: argparse.Namespace) -> Options:
         timeout=timeout,
         silent=args.silent,
         username=args.username,
-        password=args.password if args.password is not None else os.environ.get("GIT_PASSWORD"),
+        password=args.password or (os.environ.get("GIT_PASSWORD") if scheme in ("http", "https") else None),
         token_auth=args.token_auth,
         private_key_file=Path(args.private_key_file).expanduser() if args.private_key_file else None,
         ca_file=Path(args.ca_file).expanduser() if args.ca_file else None,
@@ -260,13 +264,17 @@ def kustomization_manifest() -> str:
 # --- ssh keys and known_hosts -------------------------------------------------------------------
 
 
-async def _run(*argv: str, timeout: float = 30.0) -> tuple[int, str, str]:
+async def _run(
+    *argv: str, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> tuple[int, str, str]:
     """Exit status, stdout and stderr of a short tool run (ssh-keyscan, ssh-keygen)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env} if env else None,
+        start_new_session=True,  # no controlling terminal: ssh-keygen asks the askpass helper, never the user
     )
     try:
         async with asyncio.timeout(timeout):
@@ -276,6 +284,13 @@ async def _run(*argv: str, timeout: float = 30.0) -> tuple[int, str, str]:
         await proc.wait()
         return 124, "", f"{argv[0]} timed out after {timeout:g}s"
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _private_file(path: Path, content: str, mode: int = 0o600) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(content)
+    return path
 
 
 def ssh_target(url: str, override: str | None) -> tuple[str, int]:
@@ -306,30 +321,38 @@ class KeyPair:
     public: str
 
 
-async def read_key_pair(path: Path) -> KeyPair:
+async def read_key_pair(path: Path, passphrase: str | None = None) -> KeyPair:
     """The identity in `--private-key-file` and its public half (derived, never trusted from a `.pub`)."""
     try:
         private = await asyncio.to_thread(path.read_text)
     except OSError as exc:
         raise BootstrapError(f"cannot read --private-key-file {path}: {exc.strerror}") from None
-    return KeyPair(private, await _public_key(private, path))
+    return KeyPair(private, await _public_key(private, path, passphrase))
 
 
-async def _public_key(private: str, path: Path | str) -> str:
+async def _public_key(private: str, origin: Path | str, passphrase: str | None = None) -> str:
+    """`ssh-keygen -y`; a passphrase reaches it through an askpass helper reading a 0600 file,
+    never through its command line."""
     with tempfile.TemporaryDirectory(prefix="sluice-key-") as tmp:
-        key = Path(tmp) / "identity"
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(private if private.endswith("\n") else private + "\n")
-        code, out, err = await _run("ssh-keygen", "-y", "-P", "", "-f", str(key))
-    if code != 0:
-        if "passphrase" in err.lower():
-            raise BootstrapError(
-                f"the private key in {path} is protected by a passphrase; that is not supported yet: "
-                "use a key without one (ssh-keygen -t ed25519 -N '')"
-            )
-        raise BootstrapError(f"{path} is not an OpenSSH private key (ssh-keygen cannot read it)")
-    return out.strip()
+        key = _private_file(Path(tmp) / "identity", private if private.endswith("\n") else private + "\n")
+        if passphrase:
+            secret = _private_file(Path(tmp) / "passphrase", passphrase)
+            askpass = _private_file(Path(tmp) / "askpass.sh", f"#!/bin/sh\ncat '{secret}'\n", 0o700)
+            env = {"SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": "sluice:0"}
+            code, out, err = await _run("ssh-keygen", "-y", "-f", str(key), env=env)
+        else:
+            code, out, err = await _run("ssh-keygen", "-y", "-P", "", "-f", str(key))
+    if code == 0:
+        return out.strip()
+    if "passphrase" in err.lower() and passphrase:
+        raise BootstrapError(
+            f"the passphrase given with --password does not open the private key in {origin}"
+        )
+    if "passphrase" in err.lower():
+        raise BootstrapError(
+            f"the private key in {origin} is protected by a passphrase: give it with --password"
+        )
+    raise BootstrapError(f"{origin} is not an OpenSSH private key (ssh-keygen cannot read it)")
 
 
 async def generate_key_pair(algorithm: str) -> KeyPair:
@@ -405,15 +428,18 @@ async def source_data(kube: Kube, opts: Options) -> Source:
         return http_source(opts, ca)
     known_hosts = await scan_known_hosts(*ssh_target(opts.url, opts.ssh_hostname))
     if opts.private_key_file is not None:
-        pair = await read_key_pair(opts.private_key_file)
-        return Source({"identity": pair.private, "identity.pub": pair.public, "known_hosts": known_hosts})
+        pair = await read_key_pair(opts.private_key_file, opts.password)
+        data = {"identity": pair.private, "identity.pub": pair.public, "known_hosts": known_hosts}
+        return Source({**data, "password": opts.password} if opts.password else data)
     existing = _decoded(await kube.get("v1", "Secret", opts.secret_name, install.NAMESPACE))
     if existing.get("identity"):
+        secret = f"the Secret {install.NAMESPACE}/{opts.secret_name}"
         public = existing.get("identity.pub") or await _public_key(
-            existing["identity"], "the existing Secret"
+            existing["identity"], secret, existing.get("password")
         )
         _say(f"✔ public key: {public}")
-        return Source({"identity": existing["identity"], "identity.pub": public, "known_hosts": known_hosts})
+        kept = {k: existing[k] for k in ("identity", "password") if k in existing}
+        return Source({**kept, "identity.pub": public, "known_hosts": known_hosts})
     _say("► generating source secret")
     pair = await generate_key_pair(opts.key_algorithm)
     _say(f"✔ public key: {pair.public}")
@@ -786,7 +812,11 @@ def add_parsers(sub: Any) -> None:
         "--private-key-file", metavar="FILE", help="ssh private key for cloning and the deploy-key Secret"
     )
     p.add_argument("--username", "-u", default="git", help="ssh user when the URL has none; https user (git)")
-    p.add_argument("--password", "-p", help="https password or token (default $GIT_PASSWORD)")
+    p.add_argument(
+        "--password",
+        "-p",
+        help="https password or token, or the passphrase of --private-key-file (default $GIT_PASSWORD)",
+    )
     p.add_argument(
         "--token-auth",
         "--with-bearer-token",

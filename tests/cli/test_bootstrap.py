@@ -210,9 +210,13 @@ async def test_private_key_files_give_their_own_public_key(git_server: GitServer
     locked = tmp_path / "locked"
     keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "hunter2", "-f", str(locked)]
     await asyncio.to_thread(subprocess.run, keygen, check=True)
-    with pytest.raises(bs.BootstrapError, match="passphrase; that is not supported yet") as caught:
+    with pytest.raises(bs.BootstrapError, match="protected by a passphrase: give it with --password"):
         await bs.read_key_pair(locked)
-    assert "hunter2" not in str(caught.value)
+    with pytest.raises(bs.BootstrapError, match="does not open the private key") as caught:
+        await bs.read_key_pair(locked, "wrong")
+    assert "wrong" not in str(caught.value).replace("does not open", "")
+    opened = await bs.read_key_pair(locked, "hunter2")
+    assert opened.public.split()[:2] == locked.with_suffix(".pub").read_text().split()[:2]
 
 
 async def test_generated_keys_are_ed25519_by_default() -> None:
@@ -406,9 +410,24 @@ def test_a_customized_flux_system_kustomization_is_kept_and_applied(
         (["--url", "https://me:s3cret@git.example.com/fleet.git"], "committed to the repository"),
         (["--url", "http://git.example.com/fleet.git"], "--allow-insecure-http"),
         (["--url", "https://git.example.com/fleet.git", "--token-auth"], "give the token with --password"),
-        (["--url", "ssh://git@git.example.com/fleet.git", "--token-auth", "-p", "s3cret"], "for https URLs"),
+        (
+            [
+                "--url",
+                "ssh://git@git.example.com/fleet.git",
+                "--token-auth",
+                "--private-key-file",
+                "k",
+                "-p",
+                "s3cret",
+            ],
+            "for https URLs",
+        ),
         (["--url", "https://git.example.com/fleet.git", "--private-key-file", "k"], "for ssh:// URLs"),
         (["--url", "file:///x.git", "--interval", "soon"], "invalid duration"),
+        (
+            ["--url", "ssh://git@git.example.com/fleet.git", "-p", "s3cret"],
+            "passphrase of --private-key-file",
+        ),
         (["--url", "file:///x.git", "--path", "../x"], "relative path inside the repository"),
         (["--url", "file:///x.git", "-n", "apps"], "drop -n apps"),
         (["--url", "file:///x.git", "--components-extra", "helm-controller"], "helm-controller"),
@@ -424,6 +443,36 @@ def test_flags_that_cannot_work_are_refused_before_anything_is_written(
     out = captured.out + captured.err
     assert says in out
     assert "s3cret" not in out
+
+
+def test_a_key_with_a_passphrase_clones_and_lands_in_the_secret(
+    git_server: GitServer, kubeconfig: str, tmp_path: Path
+) -> None:
+    """Flux's `--private-key-file KEY --password PASSPHRASE`: git opens the key through askpass, the
+    Secret carries `password` next to `identity`, and the passphrase is never printed."""
+    key = tmp_path / "deploy-key"
+    key.write_text(git_server.ssh.client_private_key)
+    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "hunter2", "-f", str(key)], check=True)
+    bare, _ = git_server.new_repo("bootstrap-passphrase")
+    rc, out = sluice(
+        "--kubeconfig", kubeconfig, "bootstrap", "git", "--url", git_server.ssh_url(bare), "--path", "clusters/dev",
+        "--private-key-file", str(key), "--password", "hunter2", "--timeout", "3s",
+    )  # fmt: skip
+    assert rc == 1, out  # no services in this cluster: the wait times out
+    assert "✔ cloned repository" in out and "✔ reconciled source secret" in out
+    assert "hunter2" not in out
+    assert log_messages(bare, "main")[0] == "Add Sluice sync manifests"
+
+    async def secret(kube: Kube) -> dict[str, str]:
+        obj = await kube.get("v1", "Secret", "flux-system", "flux-system")
+        assert obj is not None
+        return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+
+    data = kube_run(kubeconfig, secret)
+    assert data["password"] == "hunter2"
+    assert data["identity"] == key.read_text()
+    assert data["identity.pub"].split()[:2] == git_server.ssh.client_public_key.split()[:2]
 
 
 def test_a_generated_key_is_confirmed_on_a_terminal(git_server: GitServer, kubeconfig: str) -> None:
