@@ -343,3 +343,40 @@ def test_install_doc_names_real_metrics_paths_and_services() -> None:
         re.findall(r"`(sluice-receiver)`", doc)
     ):
         assert name in services, name
+
+
+# The kinds each service reconciles (writes status and finalizers of), from DESIGN.md's table and
+# the services' reconcilers.
+OWNED_KINDS = {
+    "source": ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"),
+    "image-scan": ("ImageRepository", "ImagePolicy"),
+    "image-update": ("ImageUpdateAutomation",),
+    "notify": ("Provider", "Alert", "Receiver"),
+}
+
+
+def _grants(role: dict, group: str, resource: str) -> set[str]:
+    return {
+        verb
+        for rule in role["rules"]
+        if group in rule["apiGroups"] and resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+@pytest.mark.parametrize("component", sorted(OWNED_KINDS))
+def test_each_controller_may_watch_and_write_the_status_of_its_kinds_only(component: str) -> None:
+    names = {
+        c["spec"]["names"]["kind"]: (c["spec"]["group"], c["spec"]["names"]["plural"])
+        for c in crd_documents()
+    }
+    role = find(built(f"services/{component}"), "ClusterRole", f"sluice-{component}")[0]
+    for kind in OWNED_KINDS[component]:
+        group, plural = names[kind]
+        assert {"get", "list", "watch", "patch"} <= _grants(role, group, plural), kind
+        assert "patch" in _grants(role, group, f"{plural}/status"), kind
+    assert {"create", "patch"} <= _grants(role, "", "events")
+    others = {k for c, kinds in OWNED_KINDS.items() if c != component for k in kinds}
+    for kind in others:
+        group, plural = names[kind]
+        assert not _grants(role, group, f"{plural}/status"), f"{component} may write {kind} status"
