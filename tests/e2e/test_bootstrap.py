@@ -321,6 +321,32 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
         assert now["metadata"]["generation"] == generation, f"sluice-{component} re-rolled"
     print(f"bootstrap took {took:.1f}s")
 
+    # Sluice's own manifests are the cluster's from now on: changing them is a commit.
+    assert (await env.get("apps/v1", "Deployment", "sluice-notify"))["spec"]["replicas"] != 2
+    upgraded = "\n".join(_with_replicas(components, "sluice-notify", 2))
+    await asyncio.to_thread(
+        commit_files,
+        env.url,
+        {f"{base}/gotk-components.yaml": upgraded},
+        "Scale notify",
+        env=env.user_git_env,
+    )
+    rc, reconciled = await env.sluice("reconcile", "ks", "flux-system", "--with-source", "--timeout", "1m")
+    assert rc == 0, reconciled
+    notify = await env.get("apps/v1", "Deployment", "sluice-notify")
+    assert notify["spec"]["replicas"] == 2
+
+
+def _with_replicas(manifests: str, deployment: str, replicas: int) -> list[str]:
+    """The multi-document YAML with one Deployment's replicas changed, as a user would edit it."""
+    docs = []
+    for doc in yaml.safe_load_all(manifests):
+        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"] == deployment:
+            doc["spec"]["replicas"] = replicas
+        if doc:
+            docs.append("---\n" + yaml.safe_dump(doc, sort_keys=False))
+    return docs
+
 
 async def test_a_broken_manifest_under_the_path_fails_the_bootstrap_with_the_reason(env: Env) -> None:
     """The repository already holds a cluster directory with a broken manifest: the bootstrap
