@@ -73,7 +73,8 @@ class ObjMeta:
 
     @property
     def id(self) -> str:
-        return f"{self.namespace}_{self.name}_{self.group}_{self.kind}"
+        # As cli-utils' ObjMetadata.String(): a `:` in a name (RBAC's `system:…`) is written `__`.
+        return f"{self.namespace}_{self.name.replace(':', '__')}_{self.group}_{self.kind}"
 
     def display(self) -> str:
         """`Deployment/default/web`, or `Namespace/apps` for cluster-scoped objects (Flux's format)."""
@@ -81,11 +82,17 @@ class ObjMeta:
 
     @classmethod
     def parse(cls, id_: str) -> ObjMeta:
-        """Split an inventory id; names cannot contain `_`, groups cannot either, kinds neither."""
-        parts = id_.split("_")
-        if len(parts) != 4:
+        """Split an inventory id as cli-utils' ParseObjMetadata does: namespace first, group and
+        kind last, and the rest is the name, in which `__` stands for `:`. Kubernetes names,
+        groups and kinds never contain `_` otherwise."""
+        namespace, sep, rest = id_.partition("_")
+        parts = rest.rsplit("_", 2)
+        if not sep or len(parts) != 3 or not parts[0] or not parts[2]:
             raise ValueError(f"invalid inventory id {id_!r}")
-        return cls(*parts)
+        name, group, kind = parts
+        if "_" in name.replace("__", ""):
+            raise ValueError(f"invalid inventory id {id_!r}")
+        return cls(namespace, name.replace("__", ":"), group, kind)
 
 
 def group_of(api_version: str) -> str:

@@ -95,3 +95,27 @@ def test_apply_stages() -> None:
     assert stage_of(doc("ClusterRole", "rbac.authorization.k8s.io/v1")) == 0
     assert stage_of(doc("IngressClass", "networking.k8s.io/v1")) == 1
     assert stage_of(doc("Deployment", "apps/v1")) == 2
+
+
+@pytest.mark.parametrize(
+    ("id_", "ident"),
+    [
+        ("apps_web_apps_Deployment", ObjMeta("apps", "web", "apps", "Deployment")),
+        ("default_settings__ConfigMap", ObjMeta("default", "settings", "", "ConfigMap")),
+        ("_apps__Namespace", ObjMeta("", "apps", "", "Namespace")),
+        (
+            "_system__viewer_rbac.authorization.k8s.io_ClusterRole",
+            ObjMeta("", "system:viewer", "rbac.authorization.k8s.io", "ClusterRole"),
+        ),
+    ],
+)
+def test_inventory_ids_round_trip_with_fluxs_encoding(id_: str, ident: ObjMeta) -> None:
+    """Flux writes `:` in a name as `__`; ids it wrote (and ours) read back to the same object."""
+    assert ObjMeta.parse(id_) == ident
+    assert ident.id == id_
+
+
+@pytest.mark.parametrize("id_", ["", "web", "apps_web_Deployment", "a_b_c_d_e", "_x_y_"])
+def test_malformed_inventory_ids_are_refused(id_: str) -> None:
+    with pytest.raises(ValueError, match="invalid inventory id"):
+        ObjMeta.parse(id_)
