@@ -420,12 +420,18 @@ def http_source(opts: Options, ca: str | None = None) -> Source:
     return Source(data)
 
 
+async def _read_ca(path: Path) -> str:
+    try:
+        return await asyncio.to_thread(path.read_text)
+    except OSError as exc:
+        raise BootstrapError(f"cannot read --ca-file {path}: {exc.strerror}") from None
+
+
 async def source_data(kube: Kube, opts: Options) -> Source:
     """The Secret's content for this URL. An existing Secret's key is kept (no rotation on re-run)
     unless `--private-key-file` names another; a new ed25519 key is generated only when neither exists."""
     if opts.scheme != "ssh":
-        ca = await asyncio.to_thread(opts.ca_file.read_text) if opts.ca_file else None
-        return http_source(opts, ca)
+        return http_source(opts, await _read_ca(opts.ca_file) if opts.ca_file else None)
     known_hosts = await scan_known_hosts(*ssh_target(opts.url, opts.ssh_hostname))
     if opts.private_key_file is not None:
         pair = await read_key_pair(opts.private_key_file, opts.password)
@@ -456,7 +462,10 @@ def confirm_deploy_key(opts: Options, source: Source) -> None:
             "it to the repository as a deploy key with write access and re-run with --silent, or pass "
             "--private-key-file"
         )
-    answer = input("Please give the key access to your repository (write access) and confirm [y/N]: ")
+    try:
+        answer = input("Please give the key access to your repository (write access) and confirm [y/N]: ")
+    except EOFError:
+        answer = ""
     if answer.strip().lower() not in ("y", "yes"):
         raise BootstrapError("bootstrap cancelled: the deploy key was not confirmed")
 
@@ -650,6 +659,8 @@ async def _request_reconcile(kube: Kube, kind: str, api_version: str) -> None:
 
 
 async def bootstrap(kube: Kube, opts: Options) -> None:
+    """Flux's sequence: clone, components (commit, push, install), source Secret, sync manifests
+    (commit, push, apply), then wait for the cluster to reach the pushed commit and be healthy."""
     deadline = time.monotonic() + opts.timeout
     if not await kube.ping():
         raise BootstrapError(
@@ -659,18 +670,7 @@ async def bootstrap(kube: Kube, opts: Options) -> None:
         _say(
             "⚠ file:// URLs are read by the source service only when it runs with SLUICE_ALLOW_FILE_URLS=true"
         )
-    source = Source()
-    if opts.scheme == "ssh" and opts.private_key_file is None:
-        # A key from the cluster or a new one: git needs it (and its approval) before cloning.
-        _say(f'► determining if source secret "{install.NAMESPACE}/{opts.secret_name}" exists')
-        source = await source_data(kube, opts)
-        confirm_deploy_key(opts, source)
-        if source.generated_key:
-            # Kept in the cluster at once, so a re-run after adding the deploy key reuses it.
-            await apply_source_secret(kube, opts, source, announce=False)
-    else:
-        source = await source_data(kube, opts)
-
+    source = await _credentials(kube, opts)
     author = {
         "GIT_AUTHOR_NAME": opts.author_name,
         "GIT_AUTHOR_EMAIL": opts.author_email,
@@ -691,6 +691,20 @@ async def bootstrap(kube: Kube, opts: Options) -> None:
     _say("► confirming components are healthy")
     await install.wait_ready(kube, components, max(deadline - time.monotonic(), 1.0), _say)
     _say("✔ all components are healthy")
+
+
+async def _credentials(kube: Kube, opts: Options) -> Source:
+    """What git and the Secret use. A key from the cluster or a new one is settled before cloning:
+    git needs it (and, when new, the user's approval) to reach the repository."""
+    if opts.scheme != "ssh" or opts.private_key_file is not None:
+        return await source_data(kube, opts)
+    _say(f'► determining if source secret "{install.NAMESPACE}/{opts.secret_name}" exists')
+    source = await source_data(kube, opts)
+    confirm_deploy_key(opts, source)
+    if source.generated_key:
+        # Kept in the cluster at once, so a re-run after adding the deploy key reuses it.
+        await apply_source_secret(kube, opts, source, announce=False)
+    return source
 
 
 async def _sync_repository(
