@@ -31,6 +31,7 @@ import yaml
 
 from libs.cli import install
 from libs.cli.kinds import with_kube
+from libs.cli.version import VERSION
 from libs.common.api import meta
 from libs.common.api.duration import parse_duration
 from libs.common.api.kustomize.kustomization import Kustomization
@@ -42,7 +43,6 @@ from libs.kustomize import KustomizeError, build
 #: Top-level command name → its implementation (see libs/cli/main.py).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
-VERSION = "0.1.0"
 FIELD_MANAGER = "sluice"
 SYNC_NAME = "flux-system"
 COMPONENTS_FILE = "gotk-components.yaml"

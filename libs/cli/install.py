@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import secrets
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import yaml
 
 from libs.cli.kinds import with_kube
+from libs.cli.version import VERSION
 from libs.common.api.duration import format_duration, parse_duration
 from libs.common.api.registry import ALL_KINDS
 from libs.common.kube import Kube, KubeError, NotFound
@@ -162,13 +162,6 @@ def _directories(components: Sequence[str]) -> list[str]:
     return [*BASE_DIRECTORIES, *(f"services/{c}" for c in chosen)]
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("sluice")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def render(components: Sequence[str], manifests: Path | None = None) -> str:
     """The multi-document YAML of the install for these components (namespace, crds, nats,
     storage/pvc, services/<c> for each) — exactly what `sluice install --export` prints, and what
@@ -176,7 +169,7 @@ def render(components: Sequence[str], manifests: Path | None = None) -> str:
     bytes)."""
     root = manifests if manifests is not None else manifests_dir()
     chosen = [c for c in ALL_COMPONENTS if c in components]
-    header = f"---\n# Sluice version: {_version()}\n# Components: {','.join(chosen)}\n"
+    header = f"---\n# Sluice version: {VERSION}\n# Components: {','.join(chosen)}\n"
     parts: list[str] = []
     for directory in _directories(components):
         path = root / directory

@@ -12,12 +12,11 @@ from libs.cli import create as create_cmd
 from libs.cli import inspect as inspect_cmd
 from libs.cli import install as install_cmd
 from libs.cli import up as up_cmd
+from libs.cli.version import VERSION
 
 #: Command modules that register their own subcommands: each has `add_parsers(sub)` and
 #: `COMMANDS`, a map from the top-level command name to `run(args) -> exit code`.
 PLUGGED = (install_cmd, check_cmd, bootstrap_cmd, inspect_cmd)
-
-VERSION = "0.1.0"
 
 
 def _parser() -> argparse.ArgumentParser:
