@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from libs.common.bus import Bus, PublishError
+from libs.common.bus import Bus, PublishError, stream_report
 from libs.common.events import ArtifactReady, GitCommit, ObjectRef
 from libs.common.kube import Kube
 from libs.devservers.git import commit_files, head, seed_repo
@@ -269,9 +269,15 @@ async def test_a_user_is_refused_the_subjects_and_consumers_of_others(auth_nats:
                 ),
                 2,
             )
+        # Nor read the replies meant for source (pulled messages arrive on its inbox): each user
+        # has its own inbox prefix and may subscribe under nothing else.
+        snoop = await notify.nc.subscribe("_INBOX_source.>")
+        await notify.nc.flush()
+        await snoop.unsubscribe()
     finally:
         await notify.close(grace=1)
     violations = "\n".join(auth_nats.violations())
+    assert 'Subscription Violation - User "notify", Subject "_INBOX_source.>"' in violations
     assert 'User "notify", Subject "sluice.artifact.ready.gitrepository.flux-system.fleet"' in violations
     assert re.search(
         r'User "notify", Subject "\$JS\.API\.CONSUMER\.\w+\.SLUICE\.build-artifact-ready', violations
@@ -308,6 +314,26 @@ async def test_the_cli_user_can_follow_events_but_not_publish_them(auth_nats: Au
         await follow.aclose()
         with pytest.raises(PublishError):
             await cli.publish(record, timeout=0.5)
+
+        # `sluice check` reads the stream and its consumers as the cli user.
+        async def ignore(_commit: GitCommit, _delivery: object) -> None:
+            return None
+
+        source.subscribe("source-git-commit", "sluice.git.commit.>", GitCommit, ignore)
+
+        async def consumers_seen_by_cli() -> set[str]:
+            report = await stream_report(auth_nats.url, user="cli", password=auth_nats.passwords["cli"])
+            return {c.name for c in report.consumers} if report.exists else set()
+
+        await eventually(
+            lambda: _contains(consumers_seen_by_cli(), "source-git-commit"),
+            timeout=10,
+            what="the cli user to list source's consumer",
+        )
     finally:
         await cli.close(grace=1)
         await source.close(grace=1)
+
+
+async def _contains(names: Awaitable[set[str]], name: str) -> bool:
+    return name in await names

@@ -401,6 +401,9 @@ class Bus:
                         name=f"sluice-{service}",
                         user=user,
                         password=password,
+                        # Replies to an authenticated user land under its own prefix, which its
+                        # NATS permissions alone may subscribe to: no service reads another's.
+                        inbox_prefix=f"_INBOX_{user}" if user else "_INBOX",
                         connect_timeout=2,
                         reconnect_time_wait=0.25,
                         max_reconnect_attempts=-1,

@@ -69,6 +69,7 @@ async def stream_report(
             name="sluice-check",
             user=user,
             password=password,
+            inbox_prefix=f"_INBOX_{user}" if user else "_INBOX",  # as Bus.connect: its own replies
             connect_timeout=timeout,
             # One attempt per server: 0 would mean "retry forever" to nats-py.
             max_reconnect_attempts=1,
