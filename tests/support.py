@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,3 +56,20 @@ async def emulated_cluster(
 class Cluster:
     kubeconfig: str
     kube: Kube
+
+
+async def run_cli(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
+    """Run `sluice ARGV…` as a user would, in its own process (it runs its own event loop), with
+    no stdin; returns the exit status and stdout+stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "libs.cli.main", *argv,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return int(proc.returncode or 0), out.decode()

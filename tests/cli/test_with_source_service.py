@@ -5,7 +5,6 @@ source git` waits for the service's lastHandledReconcileAt and prints the fetche
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ from libs.devservers.git import head, seed_repo
 from services.source.app import SPEC as SOURCE
 from tests.harness.git_fixtures import GitServer
 from tests.harness.services import running_service
-from tests.support import emulated_cluster
+from tests.support import emulated_cluster, run_cli
 
 pytestmark = pytest.mark.integration
 
 
 async def sluice(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
-    """Run the CLI as a user would, in its own process (it runs its own event loop)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "libs.cli.main", *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(timeout):
-            out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return int(proc.returncode or 0), out.decode()
+    return await run_cli(*argv, timeout=timeout)
 
 
 async def test_reconcile_suspend_resume_against_the_source_service(

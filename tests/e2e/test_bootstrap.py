@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from services.notify.app import SPEC as NOTIFY
 from services.source.app import SPEC as SOURCE
 from tests.harness.git_fixtures import GitServer
 from tests.harness.services import running_service
+from tests.support import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -102,18 +102,7 @@ class Env:
 
     async def sluice(self, *argv: str, timeout: float = 120.0) -> tuple[int, str]:
         """The CLI in its own process, as a user runs it."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "libs.cli.main", "--kubeconfig", self.kubeconfig, *argv,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(timeout):
-                out, _ = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        return int(proc.returncode or 0), out.decode()
+        return await run_cli("--kubeconfig", self.kubeconfig, *argv, timeout=timeout)
 
     async def bootstrap(self) -> tuple[int, str]:
         return await self.sluice(
