@@ -269,6 +269,11 @@ async def test_a_user_is_refused_the_subjects_and_consumers_of_others(auth_nats:
                 ),
                 2,
             )
+        # Nor change the stream's limits: they are the operator's.
+        config = (await notify.js.stream_info("SLUICE")).config
+        config.max_age = 60.0
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(notify.js.update_stream(config), 2)
         # Nor read the replies meant for source (pulled messages arrive on its inbox): each user
         # has its own inbox prefix and may subscribe under nothing else.
         snoop = await notify.nc.subscribe("_INBOX_source.>")
@@ -278,6 +283,7 @@ async def test_a_user_is_refused_the_subjects_and_consumers_of_others(auth_nats:
         await notify.close(grace=1)
     violations = "\n".join(auth_nats.violations())
     assert 'Subscription Violation - User "notify", Subject "_INBOX_source.>"' in violations
+    assert 'User "notify", Subject "$JS.API.STREAM.UPDATE.SLUICE"' in violations
     assert 'User "notify", Subject "sluice.artifact.ready.gitrepository.flux-system.fleet"' in violations
     assert re.search(
         r'User "notify", Subject "\$JS\.API\.CONSUMER\.\w+\.SLUICE\.build-artifact-ready', violations

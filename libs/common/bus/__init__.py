@@ -24,6 +24,7 @@ from libs.common.bus.bus import (
     PublishError,
     RetryLater,
     Stored,
+    StreamMisconfigured,
     Subscription,
 )
 from libs.common.bus.inspect import ConsumerReport, StreamReport, stream_report
@@ -40,6 +41,7 @@ __all__ = [
     "PublishError",
     "RetryLater",
     "Stored",
+    "StreamMisconfigured",
     "StreamReport",
     "Subscription",
     "stream_report",

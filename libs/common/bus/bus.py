@@ -43,6 +43,10 @@ log = logging.getLogger("sluice.bus")
 P = TypeVar("P", bound=Payload)
 
 
+class StreamMisconfigured(RuntimeError):
+    """The stream exists but does not hold Sluice's subjects; the message says how to fix it."""
+
+
 class PublishError(RuntimeError):
     """JetStream did not acknowledge a publish within the deadline."""
 
@@ -429,7 +433,11 @@ class Bus:
             tracer=tracer,
             lock_ttl=lock_ttl,
         )
-        await bus.ensure_stream()
+        try:
+            await bus.ensure_stream()
+        except BaseException:
+            await nc.close()
+            raise
         return bus
 
     @property
@@ -441,20 +449,37 @@ class Bus:
         return self.connected and all(s.healthy for s in self._subs)
 
     async def ensure_stream(self) -> None:
-        """Create (or update) the one stream that holds `sluice.>`; idempotent across replicas."""
-        config = StreamConfig(
-            name=self.stream,
-            subjects=[names.STREAM_SUBJECTS],
-            storage=StorageType.FILE,
-            max_age=7 * 24 * 3600,
-            max_bytes=2 * 1024**3,
-            discard=DiscardPolicy.OLD,
-            duplicate_window=120,
-        )
+        """Create the one stream that holds `sluice.>` when it does not exist; idempotent across
+        replicas. An existing stream is left as it is: an operator may have tuned its limits
+        (`nats stream edit`), and deploy/k8s's NATS users may look at the stream but not change it.
+        A stream that does not capture `sluice.>` cannot carry Sluice's events: that is an error
+        that says so, not something to overwrite."""
         try:
-            await self.js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await self.js.update_stream(config)
+            info = await self.js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            info = None
+        if info is None:
+            config = StreamConfig(
+                name=self.stream,
+                subjects=[names.STREAM_SUBJECTS],
+                storage=StorageType.FILE,
+                max_age=7 * 24 * 3600,
+                max_bytes=2 * 1024**3,
+                discard=DiscardPolicy.OLD,
+                duplicate_window=120,
+            )
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                # Another replica created it between our look and our create (or it exists with
+                # another config, which the look below reports).
+                info = await self.js.stream_info(self.stream)
+        if info is not None and names.STREAM_SUBJECTS not in (info.config.subjects or []):
+            raise StreamMisconfigured(
+                f"JetStream stream {self.stream} holds {info.config.subjects}, not "
+                f"{names.STREAM_SUBJECTS!r}: add that subject to it (nats stream edit {self.stream}) "
+                "or point SLUICE_STREAM at another stream"
+            )
 
     async def publish(self, payload: Payload, *, msg_id: str | None = None, timeout: float = 10.0) -> int:
         """Publish a payload in its CloudEvent envelope; returns the stream sequence.

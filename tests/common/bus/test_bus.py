@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from libs.common import names
-from libs.common.bus import Bus, Delivery, LockBusy, Permanent, RetryLater
+from libs.common.bus import Bus, Delivery, LockBusy, Permanent, RetryLater, StreamMisconfigured
 from libs.common.events import ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
 from libs.devservers.nats import NatsServer
@@ -340,3 +340,28 @@ async def test_the_same_id_in_two_families_is_two_messages(bus: Bus) -> None:
     assert first != second
     info = await bus.js.stream_info(names.STREAM_NAME)
     assert info.state.messages == 2
+
+
+async def test_an_existing_stream_is_left_as_the_operator_tuned_it(nats_url: str) -> None:
+    first = await Bus.connect(nats_url, service="first")
+    try:
+        info = await first.js.stream_info(names.STREAM_NAME)
+        tuned = info.config
+        tuned.max_age = 3600.0
+        await first.js.update_stream(tuned)
+        second = await Bus.connect(nats_url, service="second")
+        await second.close()
+        info = await first.js.stream_info(names.STREAM_NAME)
+        assert info.config.max_age == 3600.0, "connecting did not reset the operator's limit"
+    finally:
+        await first.close()
+
+
+async def test_a_stream_without_sluices_subjects_is_an_error_that_says_what_to_do(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().add_stream(name=names.STREAM_NAME, subjects=["other.>"])
+    finally:
+        await nc.close()
+    with pytest.raises(StreamMisconfigured, match=r"add that subject to it \(nats stream edit SLUICE\)"):
+        await Bus.connect(nats_url, service="x")
