@@ -20,11 +20,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--state", type=Path, default=None, help="load on start, save on exit")
     parser.add_argument("--kubeconfig", type=Path, default=None, help="write a kubeconfig here")
     parser.add_argument("--no-rollout", action="store_true", help="do not play controllers/kubelet")
+    parser.add_argument(
+        "--authorization",
+        choices=("always-allow", "rbac"),
+        default="always-allow",
+        help="rbac: authenticate bearer tokens and enforce RBAC (default: allow everything)",
+    )
     return parser
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    emu = KubeEmulator(host=args.host, port=args.port, state_file=args.state, rollout=not args.no_rollout)
+    emu = KubeEmulator(
+        host=args.host,
+        port=args.port,
+        state_file=args.state,
+        rollout=not args.no_rollout,
+        rbac=args.authorization == "rbac",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

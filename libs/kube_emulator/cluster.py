@@ -46,6 +46,10 @@ _LABEL_MSG = (
     "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
 _DNS_LABEL_KINDS = {("", "namespaces"), ("", "services")}
+# RBAC objects only need names usable as a path segment (`system:discovery`), as on the real server
+_PATH_SEGMENT_KINDS = {
+    ("rbac.authorization.k8s.io", r) for r in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+}
 _SERVER_OWNED_META = (
     "uid",
     "creationTimestamp",
@@ -294,6 +298,11 @@ class Cluster:
             )
 
     def _validate_name(self, rt: ResourceType, name: str) -> None:
+        if rt.key in _PATH_SEGMENT_KINDS:
+            if name in ("", ".", "..") or "/" in name or "%" in name:
+                why = f"Invalid value: {json.dumps(name)}: may not be '.' or '..' or contain '/' or '%'"
+                raise E.invalid(rt.kind, rt.group, name, [E.cause("FieldValueInvalid", "metadata.name", why)])
+            return
         label = rt.key in _DNS_LABEL_KINDS
         pattern, limit, msg = (_DNS_LABEL, 63, _LABEL_MSG) if label else (_DNS_SUBDOMAIN, 253, _SUBDOMAIN_MSG)
         if len(name) > limit or not pattern.match(name):

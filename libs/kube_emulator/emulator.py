@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 
 from .cluster import Cluster
+from .rbac import ADMIN_TOKEN, BOOTSTRAP, Denial
 from .rollout import Rollout
 from .server import ApiServer
 
@@ -45,12 +46,13 @@ class KubeEmulator:
         rollout_delay: float = 0.05,
         bookmark_interval: float = 1.0,
         history_size: int = 10_000,
+        rbac: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.state_file = Path(state_file) if state_file is not None else None
         self.cluster = Cluster(history_size=history_size)
-        self.server = ApiServer(self.cluster, bookmark_interval=bookmark_interval)
+        self.server = ApiServer(self.cluster, bookmark_interval=bookmark_interval, rbac=rbac)
         self.rollout = Rollout(self.cluster, delay=rollout_delay) if rollout else None
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -77,6 +79,8 @@ class KubeEmulator:
             return
         if self.state_file is not None and self.state_file.exists():
             self.cluster.restore(json.loads(self.state_file.read_text()))
+        if self.server.enforce_rbac:
+            self._bootstrap_rbac()
         self.server.closing = False
         # handler_cancellation: a watch whose client went away is cancelled and unregistered at once
         runner = web.AppRunner(
@@ -114,6 +118,20 @@ class KubeEmulator:
         if self.state_file is not None:
             self.save(self.state_file)
 
+    def _bootstrap_rbac(self) -> None:
+        """The roles and bindings a real cluster starts with (cluster-admin, discovery), if missing."""
+        for obj in BOOTSTRAP:
+            resource = "clusterroles" if obj["kind"] == "ClusterRole" else "clusterrolebindings"
+            rt = self.cluster.resolve("rbac.authorization.k8s.io", "v1", resource)
+            if self.cluster.store.get(rt.key, "", obj["metadata"]["name"]) is None:
+                body = {"apiVersion": "rbac.authorization.k8s.io/v1", **obj}
+                self.cluster.create(rt, "v1", None, body, "kube-apiserver")
+
+    @property
+    def denials(self) -> list[Denial]:
+        """Every request refused by RBAC so far (for tests: a component needed more than its role)."""
+        return self.server.rbac.denials
+
     async def __aenter__(self) -> KubeEmulator:
         await self.start()
         return self
@@ -144,22 +162,35 @@ class KubeEmulator:
                 os.unlink(tmp)
             raise
 
-    def write_kubeconfig(self, path: Path, context: str = "sluice") -> Path:
+    def write_kubeconfig(
+        self, path: Path, context: str = "sluice", *, service_account: tuple[str, str] | None = None
+    ) -> Path:
+        """A kubeconfig for the admin, or for `service_account=(namespace, name)` with a token
+        from the TokenRequest API (the ServiceAccount must exist)."""
         path = Path(path)
+        token = ADMIN_TOKEN
+        namespace = "default"
+        if service_account is not None:
+            token = self.call(self._service_account_token, *service_account)
+            namespace = service_account[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {"token": "sluice-emulator"}}],
+            "users": [{"name": context, "user": {"token": token}}],
             "contexts": [
-                {"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}
+                {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}
             ],
             "current-context": context,
             "preferences": {},
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+    def _service_account_token(self, namespace: str, name: str) -> str:
+        account = self.cluster.get(self.cluster.resolve("", "v1", "serviceaccounts"), namespace, name)
+        return str(self.server.rbac.issue(account, {})["status"]["token"])
 
     # -- background thread ---------------------------------------------------------------------
     @classmethod

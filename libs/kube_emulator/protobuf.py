@@ -75,9 +75,34 @@ _MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
         7: ("fieldPath", "str"),
     },
     "LocalObjectReference": {1: ("name", "str")},
+    # `kubectl auth can-i` asks with a protobuf SelfSubjectAccessReview (answered under RBAC)
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta"),
+        2: ("spec", "msg:SelfSubjectAccessReviewSpec"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "msg:ResourceAttributes"),
+        2: ("nonResourceAttributes", "msg:NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "str"),
+        2: ("verb", "str"),
+        3: ("group", "str"),
+        4: ("version", "str"),
+        5: ("resource", "str"),
+        6: ("subresource", "str"),
+        7: ("name", "str"),
+    },
+    "NonResourceAttributes": {1: ("path", "str"), 2: ("verb", "str")},
 }
 
-SUPPORTED_KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount")}
+SUPPORTED_KINDS = {
+    ("v1", "Namespace"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "ServiceAccount"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+}
 
 
 class ProtobufError(ValueError):

@@ -18,10 +18,12 @@ from . import protobuf, tables
 from .cluster import FIELD_VALIDATION, WARNINGS, Cluster
 from .kinds import ResourceType
 from .patching import PATCH_TYPES, decode_json
+from .rbac import Rbac, User, request_attributes
 from .selectors import make_selector
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+USER_KEY = web.RequestKey("user", User)
 
 GIT_VERSION = "v1.32.0"
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
@@ -61,8 +63,11 @@ def _manager_from_agent(user_agent: str) -> str:
 class ApiServer:
     """aiohttp application serving a `Cluster`."""
 
-    def __init__(self, cluster: Cluster, bookmark_interval: float = 1.0) -> None:
+    def __init__(self, cluster: Cluster, bookmark_interval: float = 1.0, rbac: bool = False) -> None:
         self.cluster = cluster
+        # tokens are always issued (TokenRequest works either way); rules are enforced only with rbac
+        self.rbac = Rbac(cluster.store)
+        self.enforce_rbac = rbac
         self.bookmark_interval = bookmark_interval
         self.address = "127.0.0.1:0"
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -80,6 +85,8 @@ class ApiServer:
                 raise E.bad_request(
                     f'fieldValidation parameter unsupported: "{mode}", must be one of "Ignore", "Warn", "Strict"'
                 )
+            if self.enforce_rbac:
+                self._authorize(request)
             response = await self._route(request)
         except E.ApiError as err:
             response = _status_response(err)
@@ -92,6 +99,14 @@ class ApiServer:
             for warning in warnings:
                 response.headers.add("Warning", "299 - " + json.dumps(warning))
         return response
+
+    def _authorize(self, request: web.Request) -> None:
+        """401 without a known bearer token, 403 when no RBAC rule allows the request."""
+        user = self.rbac.authenticate(request.headers.get("Authorization", ""))
+        if user is None:
+            raise E.ApiError(401, "Unauthorized", "Unauthorized")
+        request[USER_KEY] = user
+        self.rbac.check(user, request_attributes(request.method, request.path, dict(request.query)))
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -154,6 +169,8 @@ class ApiServer:
             raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
         if not rt.namespaced and ns is not None:
             raise E.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "token" and rt.key == ("", "serviceaccounts") and ns is not None and name is not None:
+            return await self._token_request(request, ns, name)
         if (
             sub is not None
             and not (sub == "status" and rt.has_status)
@@ -481,10 +498,14 @@ class ApiServer:
             # the answer never depends on the question, so a protobuf body (kubectl auth can-i
             # sends one) need not be decoded
             if "protobuf" in request.content_type:
-                await request.read()
-                body: Any = {}
+                raw = await request.read()
+                body: Any = self._review_from_protobuf(raw) if self.enforce_rbac else {}
             else:
                 body = await self._body(request)
+            if self.enforce_rbac:
+                self.cluster.review(rt, version, body)  # validates the body's apiVersion/kind
+                user = request[USER_KEY]
+                return _json_response(self.rbac.review(rt.kind, rt.api_version(version), body, user), 201)
             return _json_response(self.cluster.review(rt, version, body), 201)
         body = await self._body(request)
         obj = self.cluster.create(rt, version, ns, body, self._manager(request), self._dry_run(request))
@@ -520,6 +541,21 @@ class ApiServer:
             self._dry_run(request),
         )
         return _json_response(self.cluster.output(obj, rt, version), 201 if created else 200)
+
+    @staticmethod
+    def _review_from_protobuf(raw: bytes) -> Any:
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            raise E.unsupported_media_type("application/vnd.kubernetes.protobuf", f"application/json ({exc})")
+
+    async def _token_request(self, request: web.Request, ns: str, name: str) -> web.Response:
+        """POST .../serviceaccounts/{name}/token: a bearer token for an existing ServiceAccount."""
+        if request.method != "POST":
+            raise E.method_not_allowed()
+        body = await self._body(request) if request.can_read_body else {}
+        account = self.cluster.get(self.cluster.resolve("", "v1", "serviceaccounts"), ns, name)
+        return _json_response(self.rbac.issue(account, body), 201)
 
     async def _scale(self, request: web.Request, rt: ResourceType, ns: str | None, name: str) -> web.Response:
         if request.method == "GET":
