@@ -132,6 +132,11 @@ class KubeEmulator:
         """Every request refused by RBAC so far (for tests: a component needed more than its role)."""
         return self.server.rbac.denials
 
+    @property
+    def grants(self) -> set[tuple[str, str, str, str]]:
+        """(user, verb, group, resource[/subresource]) of every request RBAC allowed a non-admin."""
+        return self.server.rbac.grants
+
     async def __aenter__(self) -> KubeEmulator:
         await self.start()
         return self

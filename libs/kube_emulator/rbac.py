@@ -268,6 +268,9 @@ class Rbac:
     store: Store
     tokens: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # token → (ns, name, uid)
     denials: list[Denial] = field(default_factory=list)
+    # (user, verb, group, resource[/subresource]) of every allowed resource request by a user other
+    # than the admin: which permissions of a role are ever used
+    grants: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     # -- authentication ------------------------------------------------------------------------
     def authenticate(self, authorization: str) -> User | None:
@@ -317,6 +320,9 @@ class Rbac:
     def check(self, user: User, attrs: Attributes) -> None:
         allowed, _ = self.allows(user, attrs)
         if allowed:
+            if attrs.resource_request and MASTERS not in user.groups:
+                resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+                self.grants.add((user.name, attrs.verb, attrs.group, resource))
             return
         error = attrs.forbidden(user.name)
         self.denials.append(Denial(user.name, attrs, error.message))
