@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         default="always-allow",
         help="rbac: authenticate bearer tokens and enforce RBAC (default: allow everything)",
     )
+    parser.add_argument("--tls", action="store_true", help="serve https with a fresh self-signed certificate")
     return parser
 
 
@@ -36,6 +37,7 @@ async def _serve(args: argparse.Namespace) -> None:
         state_file=args.state,
         rollout=not args.no_rollout,
         rbac=args.authorization == "rbac",
+        tls=args.tls,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

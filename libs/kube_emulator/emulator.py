@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from .cluster import Cluster
 from .rbac import ADMIN_TOKEN, BOOTSTRAP, Denial
 from .rollout import Rollout
 from .server import ApiServer
+from .tls import ServingCert, self_signed
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -47,6 +49,7 @@ class KubeEmulator:
         bookmark_interval: float = 1.0,
         history_size: int = 10_000,
         rbac: bool = False,
+        tls: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -56,6 +59,9 @@ class KubeEmulator:
         self.rollout = Rollout(self.cluster, delay=rollout_delay) if rollout else None
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self.tls = tls
+        # the self-signed serving certificate with tls=True (made on start)
+        self.cert: ServingCert | None = None
         # the private loop of in_thread() mode; None when running on the caller's loop
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -91,7 +97,11 @@ class KubeEmulator:
             handler_cancellation=True,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        ssl_context = None
+        if self.tls:
+            self.cert = self.cert or self_signed(self.host)
+            ssl_context = self.cert.server_context()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
         port = self.port
@@ -101,7 +111,7 @@ class KubeEmulator:
                 break
         self.port = port
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self._url = f"http://{host}:{port}"
+        self._url = f"{'https' if self.tls else 'http'}://{host}:{port}"
         self.server.address = f"{self.host}:{port}"
         if self.rollout is not None:
             self.rollout.start()
@@ -179,10 +189,13 @@ class KubeEmulator:
             token = self.call(self._service_account_token, *service_account)
             namespace = service_account[0]
         path.parent.mkdir(parents=True, exist_ok=True)
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.cert is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.cert.cert_pem).decode()
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": context, "user": {"token": token}}],
             "contexts": [
                 {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}

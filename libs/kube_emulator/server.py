@@ -499,7 +499,9 @@ class ApiServer:
             # sends one) need not be decoded
             if "protobuf" in request.content_type:
                 raw = await request.read()
-                body: Any = self._review_from_protobuf(raw) if self.enforce_rbac else {}
+                # the answer to a SelfSubjectReview (`kubectl auth whoami`) depends on no field
+                decode = self.enforce_rbac and rt.kind != "SelfSubjectReview"
+                body: Any = self._review_from_protobuf(raw) if decode else {}
             else:
                 body = await self._body(request)
             if self.enforce_rbac:

@@ -5,6 +5,9 @@ client — the same answers (401, 403 with the real message, access reviews) a r
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,3 +293,47 @@ def test_access_reviews_answer_from_the_same_rules(admin: client.ApiClient, robo
 def test_the_bootstrap_roles_exist(admin: client.ApiClient) -> None:
     names = {r.metadata.name for r in rbac(admin).list_cluster_role().items}
     assert {"cluster-admin", "system:discovery", "system:basic-user"} <= names
+
+
+def test_tls_serves_the_same_api_to_the_python_client(tmp_path: Path) -> None:
+    with KubeEmulator.in_thread(rollout=False, rbac=True, tls=True) as secure:
+        assert secure.url.startswith("https://")
+        api = config.new_client_from_config(str(secure.write_kubeconfig(tmp_path / "admin")))
+        try:
+            assert client.VersionApi(api).get_code().git_version == "v1.32.0"
+        finally:
+            api.close()
+
+
+@pytest.mark.integration
+@pytest.mark.kubectl
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH (optional check)")
+def test_kubectl_auth_can_i_and_forbidden(tmp_path: Path) -> None:
+    """kubectl sends its token only over TLS, so this runs the emulator with tls=True."""
+    with KubeEmulator.in_thread(rollout=False, rbac=True, tls=True) as secure:
+        api = config.new_client_from_config(str(secure.write_kubeconfig(tmp_path / "admin")))
+        try:
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
+            client.CoreV1Api(api).create_namespaced_service_account(NS, {"metadata": {"name": SA}})
+            rbac(api).create_namespaced_role(
+                NS, role("cm", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}])
+            )
+            rbac(api).create_namespaced_role_binding(NS, binding("cm", "Role", "cm"))
+        finally:
+            api.close()
+        kubeconfig = secure.write_kubeconfig(tmp_path / "robot", service_account=(NS, SA))
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig), HOME=str(tmp_path))
+
+        def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["kubectl", *args, "-n", NS], capture_output=True, text=True, env=env, timeout=30, check=False
+            )
+
+        assert kubectl("auth", "can-i", "get", "configmaps").stdout.strip() == "yes"
+        assert kubectl("auth", "can-i", "delete", "configmaps").stdout.strip() == "no"
+        assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == USER
+        denied = kubectl("get", "secrets")
+        assert denied.returncode != 0
+        assert f'User "{USER}" cannot list resource "secrets" in API group "" in the namespace "{NS}"' in (
+            denied.stderr
+        )
