@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -337,3 +339,27 @@ def test_kubectl_auth_can_i_and_forbidden(tmp_path: Path) -> None:
         assert f'User "{USER}" cannot list resource "secrets" in API group "" in the namespace "{NS}"' in (
             denied.stderr
         )
+
+
+@pytest.mark.integration
+def test_the_process_enforces_rbac_when_asked(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    argv = ["--no-rollout", "--authorization", "rbac", "--kubeconfig", str(kubeconfig)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "libs.kube_emulator", *argv],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert requests.get(f"{url}/api/v1/namespaces", timeout=5).status_code == 401
+        api = config.new_client_from_config(str(kubeconfig))
+        try:
+            names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
+            assert "default" in names
+        finally:
+            api.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
