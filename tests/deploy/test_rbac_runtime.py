@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from libs.cli.check import INSTALL_ACCESS
 from libs.cli.demo import deployment
 from libs.common.kube import Kube, KubeError
 from libs.devservers.git import log_messages, seed_repo
@@ -329,26 +330,57 @@ async def assert_refused_outside_their_roles(kubeconfigs: dict[str, str]) -> Non
             await kube.close()
 
 
-async def test_check_pre_names_what_a_powerless_account_is_denied(tmp_path: Path) -> None:
-    """`sluice check --pre` as a ServiceAccount with no permissions: every install permission is
-    a ✗ line naming the verbs and resource it may not use, and the exit code is 1."""
+async def test_check_pre_names_what_an_account_is_denied(tmp_path: Path) -> None:
+    """`sluice check --pre` as ServiceAccounts: with no permissions every install permission is a
+    ✗ line and the exit code is 1; with a Role granting only `create` of ConfigMaps, the ConfigMaps
+    line names just the verb it lacks; the admin passes."""
+    rbac = "rbac.authorization.k8s.io/v1"
     async with KubeEmulator(rbac=True) as emu:
-        admin = Kube.from_config(str(emu.write_kubeconfig(tmp_path / "admin")))
+        admin_config = emu.write_kubeconfig(tmp_path / "admin")
+        admin = Kube.from_config(str(admin_config))
         try:
+            await admin.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+            for name in ("nobody", "some"):
+                await admin.create(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ServiceAccount",
+                        "metadata": {"name": name, "namespace": NS},
+                    }
+                )
+            rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}
             await admin.create(
                 {
-                    "apiVersion": "v1",
-                    "kind": "ServiceAccount",
-                    "metadata": {"name": "nobody", "namespace": "default"},
+                    "apiVersion": rbac,
+                    "kind": "Role",
+                    "metadata": {"name": "cm", "namespace": NS},
+                    "rules": [rule],
+                }
+            )
+            await admin.create(
+                {
+                    "apiVersion": rbac,
+                    "kind": "RoleBinding",
+                    "metadata": {"name": "cm", "namespace": NS},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "some", "namespace": NS}],
                 }
             )
         finally:
             await admin.close()
-        kubeconfig = emu.write_kubeconfig(tmp_path / "nobody", service_account=("default", "nobody"))
-        code, output = await run_cli("check", "--pre", "--kubeconfig", str(kubeconfig))
+        nobody = emu.write_kubeconfig(tmp_path / "nobody", service_account=(NS, "nobody"))
+        some = emu.write_kubeconfig(tmp_path / "some", service_account=(NS, "some"))
+        code, output = await run_cli("check", "--pre", "--kubeconfig", str(nobody))
+        some_code, some_output = await run_cli("check", "--pre", "--kubeconfig", str(some))
+        admin_code, admin_output = await run_cli("check", "--pre", "--kubeconfig", str(admin_config))
     assert code == 1, output
+    assert "✔ Kubernetes 1.32.0" in output  # /version is discovery: every authenticated user may read it
     denied = [line for line in output.splitlines() if line.startswith("✗ cannot")]
-    assert denied, output
-    assert any("customresourcedefinitions" in line for line in denied), output
-    assert any("clusterroles" in line for line in denied), output
-    assert "✔ Kubernetes" in output  # /version is discovery: every authenticated user may read it
+    assert len(denied) == len(INSTALL_ACCESS), output
+    assert "✗ cannot create, patch customresourcedefinitions.apiextensions.k8s.io:" in output
+    assert "✗ cannot create, patch secrets in namespace flux-system:" in output
+    assert output.rstrip().endswith("✗ check failed: fix the ✗ lines above before installing")
+    assert some_code == 1, some_output
+    assert "✗ cannot patch configmaps in namespace flux-system:" in some_output
+    assert admin_code == 0, admin_output
+    assert "✗" not in admin_output
