@@ -351,7 +351,7 @@ OWNED_KINDS = {
     "source": ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"),
     "image-scan": ("ImageRepository", "ImagePolicy"),
     "image-update": ("ImageUpdateAutomation",),
-    "notify": ("Provider", "Alert", "Receiver"),
+    "notify": ("Receiver",),  # v1beta3 Providers and Alerts have no status and no finalizer
 }
 
 

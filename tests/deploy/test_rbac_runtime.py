@@ -211,6 +211,14 @@ async def not_ready(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
     return pending
 
 
+async def remaining(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
+    left = []
+    for obj in objects:
+        if await kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], NS) is not None:
+            left.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return left
+
+
 async def image_in_cluster(kube: Kube) -> str | None:
     obj = await kube.get("apps/v1", "Deployment", "podinfo", APPS)
     return obj["spec"]["template"]["spec"]["containers"][0]["image"] if obj else None
@@ -264,6 +272,14 @@ async def test_every_service_works_under_only_its_own_role(
                 assert any("1.0.1" in message for message in log_messages(bare, "main"))
                 await eventually(lambda: sink.bodies("alerts"), what="an alert delivered by notify")
                 await eventually(lambda: _equals(not_ready(admin, objects), []), timeout=30, what="all Ready")
+
+                # deleting: each service removes its finalizer, apply prunes what it applied
+                for obj in reversed(objects):
+                    await admin.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], NS)
+                await eventually(
+                    lambda: _equals(remaining(admin, objects), []), timeout=30, what="all deleted"
+                )
+                await eventually(lambda: _equals(image_in_cluster(admin), None), timeout=30, what="the prune")
 
                 # not one request of any service was refused
                 assert [(d.user, d.message) for d in emu.denials] == []
