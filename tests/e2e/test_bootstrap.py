@@ -13,26 +13,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from libs.common.app import ServiceSpec
+from libs.common.bus import Bus
 from libs.common.kube import Kube
 from libs.devservers.git import commit_files, head, log_messages, show_file
-from libs.devservers.ports import free_port
+from libs.devservers.nats import NatsServer
 from libs.kube_emulator import KubeEmulator
 from services.apply.app import SPEC as APPLY
 from services.build.app import SPEC as BUILD
 from services.notify.app import SPEC as NOTIFY
 from services.source.app import SPEC as SOURCE
+from tests.e2e.kubelet import Kubelet
 from tests.harness.git_fixtures import GitServer
-from tests.harness.services import running_service
 from tests.support import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -62,35 +64,6 @@ spec:
 
 
 @dataclass
-class Kubelet:
-    """Starts `sluice-<component>` when its Deployment appears in flux-system, once, and stops
-    every service it started when the test ends (in the task that started them)."""
-
-    kube: Kube
-    services: dict[str, tuple[ServiceSpec, dict[str, Any]]]
-    started: list[str] = field(default_factory=list)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            while not self._stop.is_set():
-                await self._start_new(stack)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), 0.1)
-
-    async def _start_new(self, stack: contextlib.AsyncExitStack) -> None:
-        deployments, _ = await self.kube.list_objects("apps/v1", "Deployment", NS)
-        for name in sorted(d["metadata"]["name"] for d in deployments):
-            if name in self.services and name not in self.started:
-                self.started.append(name)
-                spec, settings = self.services[name]
-                await stack.enter_async_context(running_service(spec, **settings))
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-@dataclass
 class Env:
     kube: Kube
     kubeconfig: str
@@ -101,8 +74,19 @@ class Env:
     user_git_env: dict[str, str]
 
     async def sluice(self, *argv: str, timeout: float = 120.0) -> tuple[int, str]:
-        """The CLI in its own process, as a user runs it."""
-        return await run_cli("--kubeconfig", self.kubeconfig, *argv, timeout=timeout)
+        """The CLI in its own process, as a user runs it; a pod crashing meanwhile fails the test at
+        once (the CLI would only wait out its --timeout for components that never run)."""
+        cli = asyncio.ensure_future(run_cli("--kubeconfig", self.kubeconfig, *argv, timeout=timeout))
+        crash = asyncio.ensure_future(self.kubelet.crash.wait())
+        try:
+            await asyncio.wait({cli, crash}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (crash, cli):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # run_cli kills the process it started
+        assert not self.kubelet.crashed, f"a pod crashed: {self.kubelet.crashed}"
+        return cli.result()
 
     async def bootstrap(self) -> tuple[int, str]:
         return await self.sluice(
@@ -115,32 +99,48 @@ class Env:
         assert obj is not None, f"{kind} {namespace}/{name} not found"
         return obj
 
+    @property
+    def nats(self) -> NatsServer:
+        assert self.kubelet.nats is not None, f"sluice-nats never started: {self.kubelet.waiting}"
+        return self.kubelet.nats
+
+    def nats_refusals(self) -> list[str]:
+        """Every permission violation and failed login in the nats-server's log so far."""
+        log = (self.nats.store_dir / "nats-server.log").read_text(errors="replace")
+        return [line for line in log.splitlines() if " Violation - " in line or "Authorization Error" in line]
+
+    async def nats_connections(self) -> set[tuple[str, str]]:
+        """(connection name, authenticated user) of every client, from the server's monitor."""
+        url = f"{self.nats.monitor_url}/connz?auth=true&limit=1024"
+
+        def fetch() -> dict[str, Any]:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return dict(json.load(response))
+
+        connz = await asyncio.to_thread(fetch)
+        return {(c.get("name", ""), c.get("authorized_user", "")) for c in connz.get("connections") or []}
+
+    async def nats_login(self, user: str, password: str) -> None:
+        """Connect as `user` (raising ConnectionError when refused), then leave."""
+        bus = await Bus.connect(
+            self.nats.url, service="test", user=user, password=password, connect_timeout=1
+        )
+        await bus.close(grace=1)
+
 
 @pytest.fixture
-async def env(nats_url: str, git_server: GitServer, tmp_path: Path) -> AsyncIterator[Env]:
+async def env(git_server: GitServer, tmp_path: Path) -> AsyncIterator[Env]:
     bare, _ = git_server.new_repo("bootstrap-fleet")
     async with KubeEmulator() as emu:
         kubeconfig = str(emu.write_kubeconfig(tmp_path / "kubeconfig"))
         kube = Kube.from_config(kubeconfig)
-        common = {"nats_url": nats_url, "kubeconfig": kubeconfig}
-        services: dict[str, tuple[ServiceSpec, dict[str, Any]]] = {
-            "sluice-source": (
-                SOURCE,
-                {
-                    **common,
-                    "artifact_store": f"file://{tmp_path / 'source'}",
-                    "artifact_addr": "127.0.0.1:0",
-                    "git_cache_dir": str(tmp_path / "git-cache"),
-                },
-            ),
-            "sluice-build": (
-                BUILD,
-                {**common, "artifact_store": f"file://{tmp_path / 'build'}", "artifact_addr": "127.0.0.1:0"},
-            ),
-            "sluice-apply": (APPLY, common),
-            "sluice-notify": (NOTIFY, {**common, "receiver_addr": f"127.0.0.1:{free_port()}"}),
+        specs = {
+            "sluice-source": SOURCE,
+            "sluice-build": BUILD,
+            "sluice-apply": APPLY,
+            "sluice-notify": NOTIFY,
         }
-        kubelet = Kubelet(kube, services)
+        kubelet = Kubelet(kube, kubeconfig, tmp_path / "kubelet", specs)
         task = asyncio.create_task(kubelet.run(), name="kubelet")
         try:
             yield Env(
@@ -174,7 +174,7 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
     started = time.monotonic()
     rc, out = await env.bootstrap()
     took = time.monotonic() - started
-    assert rc == 0, out
+    assert rc == 0, f"{out}\nstand-in kubelet waiting on: {env.kubelet.waiting}"
     sha = await asyncio.to_thread(head, env.bare, "main")
     printed = lines(out)
     expected_in_order = [
@@ -258,6 +258,14 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
     assert set(nats_users) >= set(DEFAULT_COMPONENTS)
     placeholder_values = {**decoded(placeholders), **(placeholders.get("stringData") or {})}
     assert all(nats_users[k] != placeholder_values.get(k) for k in nats_users)
+    # Those passwords are what the system runs on: the stand-in kubelet started nats-server with the
+    # StatefulSet's env (secretKeyRef → this Secret) and nats.conf from its ConfigMap, and each
+    # service with its Deployment's env; every service is connected as its own user.
+    for component in DEFAULT_COMPONENTS:
+        settings = env.kubelet.pods[f"sluice-{component}"].settings
+        assert settings.nats_user == component
+        assert settings.nats_password.get_secret_value() == nats_users[component]
+    assert await env.nats_connections() == {(f"sluice-{c}", c) for c in DEFAULT_COMPONENTS}
 
     # A user pushes an app with plain git; `sluice reconcile --with-source` brings it in.
     app_sha = await asyncio.to_thread(
@@ -325,6 +333,13 @@ async def test_bootstrap_over_ssh_makes_the_cluster_manage_itself(env: Env) -> N
     notify = await env.get("apps/v1", "Deployment", "sluice-notify")
     assert notify["spec"]["replicas"] == 2
 
+    # All along, no service was refused a subject or a login; and the server takes the installer's
+    # password, not the placeholder shipped in deploy/k8s/nats/users.yaml.
+    assert env.nats_refusals() == []
+    await env.nats_login("cli", nats_users["cli"])
+    with pytest.raises(ConnectionError):
+        await env.nats_login("cli", placeholder_values["cli"])
+
 
 def _with_replicas(manifests: str, deployment: str, replicas: int) -> list[str]:
     """The multi-document YAML with one Deployment's replicas changed, as a user would edit it."""
@@ -371,3 +386,4 @@ async def test_a_broken_manifest_under_the_path_fails_the_bootstrap_with_the_rea
     assert await asyncio.to_thread(head, env.bare, "main") == fixed
     ks = await env.get(KS, "Kustomization", "flux-system")
     assert ks["status"]["lastAppliedRevision"] == f"main@sha1:{fixed}"
+    assert env.nats_refusals() == []
