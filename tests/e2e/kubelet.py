@@ -120,6 +120,7 @@ class Kubelet:
     """Pods whose process exited at start: a kubelet would crash-loop them, and nothing in the
     cluster changes to make a retry succeed, so the stand-in reports it once and stops trying."""
     crash: asyncio.Event = field(default_factory=asyncio.Event)
+    _nats_service: str = ""
     _endpoints: dict[str, str] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -174,13 +175,18 @@ class Kubelet:
         await asyncio.to_thread(server.start)
         stack.callback(server.stop)
         self.nats = server
-        await self._route_service(sts["spec"]["serviceName"], server)
+        self._nats_service = sts["spec"]["serviceName"]
 
-    async def _route_service(self, name: str, server: NatsServer) -> None:
-        """In-cluster addresses of the NATS Service → the local server, as cluster DNS would."""
+    async def _route_nats_service(self) -> None:
+        """In-cluster addresses of the NATS Service → the local server, as cluster DNS would
+        (a pod started before the Service exists cannot resolve it: wait)."""
+        if self._endpoints:
+            return
+        server, name = self.nats, self._nats_service
+        assert server is not None
         service = await self.kube.get("v1", "Service", name, self.namespace)
         if service is None:
-            return
+            raise PodConfigError(f"Service {self.namespace}/{name} not found")
         local = {
             NATS_CLIENT_PORT: server.url.removeprefix("nats://"),
             NATS_MONITOR_PORT: server.monitor_url.removeprefix("http://"),
@@ -198,6 +204,7 @@ class Kubelet:
         spec = self.specs[name]
         pod = deployment["spec"]["template"]["spec"]
         [container] = pod["containers"]
+        await self._route_nats_service()
         mounts = await self._mounts(pod, container, self.root / f"{name}-0", set())
         env = {
             k: self._localize(k, v, mounts)

@@ -33,7 +33,7 @@ from services.apply.app import SPEC as APPLY
 from services.build.app import SPEC as BUILD
 from services.notify.app import SPEC as NOTIFY
 from services.source.app import SPEC as SOURCE
-from tests.e2e.kubelet import Kubelet
+from tests.e2e.kubelet import Kubelet, PodConfigError, container_env
 from tests.harness.git_fixtures import GitServer
 from tests.support import run_cli
 
@@ -387,3 +387,58 @@ async def test_a_broken_manifest_under_the_path_fails_the_bootstrap_with_the_rea
     ks = await env.get(KS, "Kustomization", "flux-system")
     assert ks["status"]["lastAppliedRevision"] == f"main@sha1:{fixed}"
     assert env.nats_refusals() == []
+
+
+async def test_the_stand_in_kubelet_resolves_a_containers_env_as_a_kubelet_does(tmp_path: Path) -> None:
+    """The subset of the kubelet's env resolution the stand-in relies on: envFrom in order with
+    its prefix, then env winning; Secret and ConfigMap keys; optional sources skipped; a missing
+    required one makes the pod wait instead of starting without it."""
+    async with KubeEmulator() as emu:
+        kube = Kube.from_config(str(emu.write_kubeconfig(tmp_path / "kubeconfig")))
+        try:
+            await kube.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "settings", "namespace": "default"},
+                    "data": {"A": "from-configmap", "B": "from-configmap"},
+                }
+            )
+            await kube.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "users", "namespace": "default"},
+                    "stringData": {"source": "s3cret", "B": "from-secret"},
+                }
+            )
+            container = {
+                "envFrom": [
+                    {"configMapRef": {"name": "settings"}},
+                    {"secretRef": {"name": "users"}, "prefix": "X_"},
+                    {"secretRef": {"name": "absent", "optional": True}},
+                ],
+                "env": [
+                    {"name": "B", "value": "literal"},
+                    {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "users", "key": "source"}}},
+                    {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "A"}}},
+                    {"name": "D", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "no", "optional": True}}},
+                ],
+            }  # fmt: skip
+            assert await container_env(kube, "default", container) == {
+                "A": "from-configmap",
+                "B": "literal",
+                "X_source": "s3cret",
+                "X_B": "from-secret",
+                "PW": "s3cret",
+                "C": "from-configmap",
+            }
+            missing_key = {
+                "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "users", "key": "apply"}}}]
+            }
+            with pytest.raises(PodConfigError, match="key 'apply' not in Secret users"):
+                await container_env(kube, "default", missing_key)
+            with pytest.raises(PodConfigError, match="ConfigMap default/later not found"):
+                await container_env(kube, "default", {"envFrom": [{"configMapRef": {"name": "later"}}]})
+        finally:
+            await kube.close()
