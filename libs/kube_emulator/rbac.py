@@ -293,7 +293,7 @@ class Rbac:
 
     def issue(self, account: JSON, body: Any) -> JSON:
         """Answer a TokenRequest for `account`: a random token bound to its uid."""
-        spec = (body or {}).get("spec") or {} if isinstance(body, dict) else {}
+        spec = (body.get("spec") or {}) if isinstance(body, dict) else {}
         seconds = int(spec.get("expirationSeconds") or 3600)
         token = "sa." + secrets.token_urlsafe(32)
         meta = account["metadata"]
