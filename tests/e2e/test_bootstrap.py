@@ -1,11 +1,14 @@
 """`sluice bootstrap git` as a user runs it: over ssh to a real sshd into an empty bare repository,
 against an empty emulated cluster (no CRDs: the bootstrap installs them), through the CLI only.
 
-The emulator has no kubelet, so a stand-in plays one: when the cluster gets a Deployment
-`sluice-<component>`, it starts that service in process (as its `__main__` would run in the pod),
-pointed at the test's nats-server and the emulator. Everything else — the install, the commits,
-the cluster reconciling itself from Git, a user's commit reaching the cluster, a second bootstrap
-changing nothing — is observed from outside: the CLI's output, the bare repository, the cluster.
+The emulator has no kubelet, so a stand-in plays one (tests/e2e/kubelet.py) from what the cluster
+holds: the StatefulSet `sluice-nats` becomes a real nats-server with the installed nats.conf and the
+passwords of the installed Secret, each Deployment `sluice-<component>` that service in process (as
+its `__main__` would run in the pod) with its container's env, so it logs in as its own NATS user.
+Only addresses, directories and the kubeconfig are made local. Everything else — the install, the
+commits, the cluster reconciling itself from Git, a user's commit reaching the cluster, a second
+bootstrap changing nothing — is observed from outside: the CLI's output, the bare repository, the
+cluster, and the nats-server (who is connected, and that nobody was refused anything).
 """
 
 from __future__ import annotations
