@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
+import string
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -221,11 +222,18 @@ def _error_text(obj: dict[str, Any], exc: KubeError) -> str:
     return str(exc)
 
 
+def _password() -> str:
+    """A random password nats-server reads back as itself: nats.conf takes it unquoted
+    ($NATS_PASSWORD_<USER>), and a value starting with a digit or '-' parses as a number, size or
+    date (or fails the server's start), so it starts with a letter."""
+    return secrets.choice(string.ascii_letters) + secrets.token_urlsafe(24)
+
+
 def _with_passwords(secret: dict[str, Any]) -> dict[str, Any]:
     """The NATS users Secret with a fresh random password for every key (never the placeholders)."""
     keys = sorted({*(secret.get("data") or {}), *(secret.get("stringData") or {})})
     fresh = {k: v for k, v in secret.items() if k not in ("data", "stringData")}
-    fresh["stringData"] = {key: secrets.token_urlsafe(24) for key in keys}
+    fresh["stringData"] = {key: _password() for key in keys}
     return fresh
 
 

@@ -4,7 +4,9 @@ cluster and awaited; idempotent; held or failed rollouts reported with what to d
 from __future__ import annotations
 
 import base64
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from libs.cli.install import (
     NAMESPACE,
     PART_OF_LABEL,
     InstallError,
+    _with_passwords,
     manifests_dir,
     objects_of,
     render,
@@ -346,3 +349,23 @@ def test_an_immutable_change_says_how_to_get_past_it(
 
     kube_run(empty_cluster, follow_the_advice)
     assert install(empty_cluster, "--manifests", str(changed)) == 0
+
+
+def test_generated_nats_passwords_always_parse_in_the_shipped_nats_conf(tmp_path: Path) -> None:
+    """nats.conf reads each password unquoted from the environment, and nats-server parses such a
+    value as config: one starting with a digit or '-' became a number, size or date, or stopped
+    the server (about 1 install in 5 before passwords started with a letter)."""
+    [secret] = [
+        o
+        for o in objects_of(render(["source", "build", "apply", "notify", "image-scan", "image-update"]))
+        if o["kind"] == "Secret" and o["metadata"]["name"] == "sluice-nats-users"
+    ]
+    config = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "nats" / "nats.conf"
+    for _ in range(60):
+        env = dict(os.environ)
+        for user, password in _with_passwords(secret)["stringData"].items():
+            env["NATS_PASSWORD_" + user.upper().replace("-", "_")] = password
+        result = subprocess.run(
+            ["nats-server", "-t", "-c", str(config)], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, "a generated password broke nats.conf (not shown: it is a secret)"
