@@ -17,7 +17,6 @@ ImagePolicy, one run: the referenced repository (cross-namespace access checked 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -39,7 +38,7 @@ from libs.common.api.image.imagerepository import ImageRepository, ScanResult
 from libs.common.artifacts import ArtifactNotFound, ArtifactStore
 from libs.common.bus import Bus
 from libs.common.events import ImageTag, ObjectRef, ReconcileRequest
-from libs.common.kube import Kube
+from libs.common.kube import Kube, secret_data
 from libs.common.reconcile import Context, Reconciler, Result
 from libs.common.runtime.redact import sanitize_message
 from libs.registry import (
@@ -97,16 +96,6 @@ def unsupported_fields(obj: ImageRepository) -> list[str]:
     if spec.provider != "generic":
         found.append(f"spec.provider={spec.provider} (cloud auto-login; use secretRef)")
     return found
-
-
-def _secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    data: dict[str, bytes] = {}
-    for key, value in (secret.get("data") or {}).items():
-        with contextlib.suppress(ValueError, TypeError):
-            data[key] = base64.b64decode(value)
-    for key, value in (secret.get("stringData") or {}).items():
-        data[key] = str(value).encode()
-    return data
 
 
 def _ssl_context(data: Mapping[str, bytes]) -> ssl.SSLContext:
@@ -294,7 +283,7 @@ class ImageScanner:
                     f"failed to get {field_name} secret '{namespace}/{name}': secret not found",
                 )
             )
-        return _secret_data(secret)
+        return secret_data(secret)
 
     # --- ImageRepository ------------------------------------------------------------------------
 

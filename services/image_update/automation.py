@@ -14,7 +14,6 @@ rendered message and push (a rejected push is retried on the new head at once) â
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import os
@@ -38,7 +37,7 @@ from libs.common.api.source.gitrepository import GitRepository
 from libs.common.bus import Bus, Delivery
 from libs.common.events import GitCommit, ImageTag, ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
-from libs.common.kube import Kube
+from libs.common.kube import Kube, secret_data
 from libs.common.reconcile import Context, Reconciler, Result
 from libs.common.runtime.redact import redact_url, sanitize_message
 from libs.git import Credentials, GitError, GitRef, MirrorCache, ProxyConfig, git_env, revision
@@ -98,16 +97,6 @@ def selector_problem(selector: LabelSelector | None) -> str | None:
         else:
             return f"{req.operator!r} is not a valid label selector operator"
     return None
-
-
-def _secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    data: dict[str, bytes] = {}
-    for key, value in (secret.get("data") or {}).items():
-        with contextlib.suppress(ValueError, TypeError):
-            data[key] = base64.b64decode(value)
-    for key, value in (secret.get("stringData") or {}).items():
-        data[key] = str(value).encode()
-    return data
 
 
 def _latest(raw: Mapping[str, Any]) -> ImageRef | None:
@@ -399,7 +388,7 @@ class ImageUpdater:
                     f"failed to get secret '{namespace}/{name}': secrets \"{name}\" not found",
                 )
             )
-        return _secret_data(secret)
+        return secret_data(secret)
 
     async def _credentials(self, repo: GitRepository) -> Credentials | None:
         spec = repo.spec

@@ -21,13 +21,11 @@ Flux's reasons; the controller's summarize turns the result into Ready/Reconcili
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +48,7 @@ from libs.common.artifacts import (
 from libs.common.bus import Bus, Delivery
 from libs.common.events import ArtifactReady, GitCommit, ObjectRef, ReconcileRequest
 from libs.common.events import subjects as subj
-from libs.common.kube import Kube
+from libs.common.kube import Kube, secret_data
 from libs.common.reconcile import Context, Reconciler, Result
 from libs.common.runtime.redact import redact_url, sanitize_message
 from libs.git import (
@@ -142,16 +140,6 @@ def _dump(value: Any) -> Any:
     if isinstance(value, list):
         return [_dump(v) for v in value]
     return value.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-def _secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    data: dict[str, bytes] = {}
-    for key, value in (secret.get("data") or {}).items():
-        with contextlib.suppress(ValueError, TypeError):
-            data[key] = base64.b64decode(value)
-    for key, value in (secret.get("stringData") or {}).items():
-        data[key] = str(value).encode()
-    return data
 
 
 def _build(tree: Path, ignore: str | None, sparse: list[str] | None) -> bytes:
@@ -417,7 +405,7 @@ class GitRepositorySource:
                 meta.AUTHENTICATION_FAILED,
                 f"failed to get secret '{obj.namespace}/{name}': secrets \"{name}\" not found",
             )
-        return _secret_data(secret)
+        return secret_data(secret)
 
     async def _resolve(self, url: str, ref: GitRef, env: dict[str, str], timeout: float) -> Resolved:
         """One ls-remote for branch/tag/semver/name refs; a commit ref resolves without the remote."""
@@ -547,7 +535,7 @@ class GitRepositorySource:
             raise _Failure(
                 Result.failed(meta.VERIFICATION_ERROR, message), meta.SOURCE_VERIFIED, meta.CONDITION_FALSE
             )
-        return VerifyKeys.from_secret(_secret_data(secret))
+        return VerifyKeys.from_secret(secret_data(secret))
 
     async def _verify(
         self,

@@ -11,5 +11,17 @@ from libs.common.kube.client import (
     Resource,
     WatchEvent,
 )
+from libs.common.kube.secrets import secret_data
 
-__all__ = ["Conflict", "Gone", "Invalid", "Kube", "KubeError", "NotFound", "Obj", "Resource", "WatchEvent"]
+__all__ = [
+    "Conflict",
+    "Gone",
+    "Invalid",
+    "Kube",
+    "KubeError",
+    "NotFound",
+    "Obj",
+    "Resource",
+    "WatchEvent",
+    "secret_data",
+]
