@@ -36,7 +36,7 @@ from libs.common.api import meta
 from libs.common.api.duration import parse_duration
 from libs.common.api.kustomize.kustomization import Kustomization
 from libs.common.api.source.gitrepository import GitRepository
-from libs.common.kube import Kube, KubeError
+from libs.common.kube import Kube, KubeError, secret_data
 from libs.git import Credentials, Git, GitError, git_env
 from libs.kustomize import KustomizeError, build
 
@@ -375,8 +375,7 @@ def _b64(value: str) -> str:
 
 
 def _decoded(secret: Mapping[str, Any] | None) -> dict[str, str]:
-    data = (secret or {}).get("data") or {}
-    return {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
+    return {k: v.decode(errors="replace") for k, v in secret_data(secret or {}).items()}
 
 
 def secret_object(name: str, data: Mapping[str, str]) -> dict[str, Any]:
