@@ -36,6 +36,7 @@ import yaml
 from libs.common import names
 from libs.common.api import meta
 from libs.common.api.duration import format_duration, parse_duration
+from libs.common.api.inventory import InventoryId
 from libs.common.api.kustomize.kustomization import Kustomization
 from libs.common.api.source.gitrepository import GitRepository
 from libs.common.kube import Kube, KubeError
@@ -767,11 +768,11 @@ def display(obj: Mapping[str, Any]) -> str:
 
 
 def inventory_id(obj: Mapping[str, Any]) -> str:
-    """Flux's inventory id: `<namespace>_<name>_<group>_<kind>`."""
+    """Flux's inventory id: `<namespace>_<name>_<group>_<kind>`, as the apply service writes it."""
     md = obj.get("metadata") or {}
     api_version = str(obj.get("apiVersion") or "")
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
-    return f"{md.get('namespace') or ''}_{md.get('name') or ''}_{group}_{obj.get('kind') or ''}"
+    return str(InventoryId(md.get("namespace") or "", md.get("name") or "", group, obj.get("kind") or ""))
 
 
 def stale_entries(ks: Mapping[str, Any], built_ids: Collection[str]) -> list[str]:
@@ -780,10 +781,12 @@ def stale_entries(ks: Mapping[str, Any], built_ids: Collection[str]) -> list[str
     stale: list[str] = []
     for entry in inventory.get("entries") or []:
         id_ = str(entry.get("id") or "")
-        parts = id_.split("_")
-        if len(parts) != 4 or id_ in built_ids:
+        try:
+            namespace, name, _group, kind = InventoryId.parse(id_)
+        except ValueError:
             continue
-        namespace, name, _group, kind = parts
+        if id_ in built_ids:
+            continue
         stale.append(f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}")
     return sorted(stale)
 

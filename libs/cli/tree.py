@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from libs.common.api.inventory import InventoryId
 from libs.common.api.kustomize.kustomization import Kustomization
 from libs.common.kube import Kube, KubeError
 
@@ -63,16 +64,12 @@ class Node:
 
 
 def parse_entry(entry_id: str) -> Node:
-    """An inventory id `<namespace>_<name>_<group>_<kind>` (namespace and group may be empty).
-
-    Read like Flux's (cli-utils) parser: namespace up to the first `_`, kind and group from the
-    end, the rest is the name, in which `__` stands for `:` (RBAC names like `system:viewer`)."""
-    namespace, sep, rest = entry_id.partition("_")
-    rest, sep_kind, kind = rest.rpartition("_")
-    name, sep_group, group = rest.rpartition("_")
-    if not (sep and sep_kind and sep_group and name and kind):
-        raise TreeError(f"inventory entry {entry_id!r} is not <namespace>_<name>_<group>_<kind>")
-    return Node(kind=kind, group=group, namespace=namespace, name=name.replace("__", ":"))
+    """An inventory id `<namespace>_<name>_<group>_<kind>`, read as Flux reads it."""
+    try:
+        namespace, name, group, kind = InventoryId.parse(entry_id)
+    except ValueError:
+        raise TreeError(f"inventory entry {entry_id!r} is not <namespace>_<name>_<group>_<kind>") from None
+    return Node(kind=kind, group=group, namespace=namespace, name=name)
 
 
 def render(root: Node) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from libs.common.api import meta
+from libs.common.api.inventory import InventoryId
 
 Obj = dict[str, Any]
 
@@ -73,8 +74,7 @@ class ObjMeta:
 
     @property
     def id(self) -> str:
-        # As cli-utils' ObjMetadata.String(): a `:` in a name (RBAC's `system:…`) is written `__`.
-        return f"{self.namespace}_{self.name.replace(':', '__')}_{self.group}_{self.kind}"
+        return str(InventoryId(self.namespace, self.name, self.group, self.kind))
 
     def display(self) -> str:
         """`Deployment/default/web`, or `Namespace/apps` for cluster-scoped objects (Flux's format)."""
@@ -82,17 +82,8 @@ class ObjMeta:
 
     @classmethod
     def parse(cls, id_: str) -> ObjMeta:
-        """Split an inventory id as cli-utils' ParseObjMetadata does: namespace first, group and
-        kind last, and the rest is the name, in which `__` stands for `:`. Kubernetes names,
-        groups and kinds never contain `_` otherwise."""
-        namespace, sep, rest = id_.partition("_")
-        parts = rest.rsplit("_", 2)
-        if not sep or len(parts) != 3 or not parts[0] or not parts[2]:
-            raise ValueError(f"invalid inventory id {id_!r}")
-        name, group, kind = parts
-        if "_" in name.replace("__", ""):
-            raise ValueError(f"invalid inventory id {id_!r}")
-        return cls(namespace, name.replace("__", ":"), group, kind)
+        """The object a Flux inventory id names; ValueError when it is not one."""
+        return cls(*InventoryId.parse(id_))
 
 
 def group_of(api_version: str) -> str:

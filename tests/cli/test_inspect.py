@@ -569,3 +569,22 @@ def test_diff_recursive_diffs_each_nested_kustomization_against_its_own_inventor
         "► ConfigMap/default/infra-settings created",
         "► Deployment/default/retired deleted",
     ]
+
+
+def test_an_rbac_name_with_a_colon_is_matched_with_its_inventory_entry() -> None:
+    """The apply service writes `system:viewer` as `system__viewer`, as Flux does; diff must read
+    that entry as the object the build still has, not as one to delete."""
+    from libs.cli.inspect import inventory_id, stale_entries
+
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "system:viewer"},
+    }
+    entries = [
+        {"id": "_system__viewer_rbac.authorization.k8s.io_ClusterRole", "v": "v1"},
+        {"id": "apps_old_apps_Deployment", "v": "v1"},
+    ]
+    ks = {"status": {"inventory": {"entries": entries}}}
+    assert inventory_id(role) == "_system__viewer_rbac.authorization.k8s.io_ClusterRole"
+    assert stale_entries(ks, {inventory_id(role)}) == ["Deployment/apps/old"]
