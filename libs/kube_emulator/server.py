@@ -675,7 +675,10 @@ class ApiServer:
                         break
                     wait = remaining if wait is None else min(wait, remaining)
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), wait)
+                    # asyncio.timeout, not wait_for, which on 3.11 can drop a cancellation (and an
+                    # item) that races with the timeout, leaving a closed watch's loop running.
+                    async with asyncio.timeout(wait):
+                        item = await watcher.queue.get()
                 except TimeoutError:
                     if bookmarks and watcher.queue.empty() and (deadline is None or loop.time() < deadline):
                         bookmark = {

@@ -399,8 +399,8 @@ class Bus:
             try:
                 # nats.py keeps retrying a server that refuses the credentials (it reconnects
                 # forever), so the deadline bounds the attempt itself, not just the retries.
-                nc = await asyncio.wait_for(
-                    nats.connect(
+                async with asyncio.timeout(max(deadline - time.monotonic(), 2.0)):
+                    nc = await nats.connect(
                         url,
                         name=f"sluice-{service}",
                         user=user,
@@ -415,9 +415,7 @@ class Bus:
                         error_cb=on_error,
                         disconnected_cb=_log_disconnected,
                         reconnected_cb=_log_reconnected,
-                    ),
-                    timeout=max(deadline - time.monotonic(), 2.0),
-                )
+                    )
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:

@@ -351,8 +351,11 @@ class Controller(Generic[T]):
                 if timer.reason == "interval" and watched is not None:
                     self._arm_interval(timer.key, watched)
             delay = (self._timers[0].due - time.monotonic()) if self._timers else 3600.0
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+            # arrives as the wake-up does, and this loop would then outlive the service's stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, delay))
+                async with asyncio.timeout(max(0.0, delay)):
+                    await self._wake.wait()
 
     # --- handling requests --------------------------------------------------------------------
 
